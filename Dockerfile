@@ -1,0 +1,18 @@
+# signalbox control plane image (Envoy runs beside it, from its own image or package).
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN node scripts/protos.mjs && npx tsc -p tsconfig.json && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY --from=build /src/protos ./protos
+COPY --from=build /src/package.json ./
+USER node
+EXPOSE 18000 19001
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["serve", "--xds-address", "0.0.0.0:18000", "--debug-address", "0.0.0.0:19001"]

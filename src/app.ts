@@ -1,0 +1,88 @@
+/** Wires one signalbox instance: cache, ADS server, debug endpoint, a provider. */
+import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { DebugServer } from './debug/server.js';
+import { EnvoyFolderProvider } from './provider/envoyfolder.js';
+import { SnapshotCache } from './xds/cache/cache.js';
+import { protoRegistry } from './xds/proto.js';
+import { AdsServer } from './xds/server/ads.js';
+
+export interface AppOptions {
+  log: Logger;
+  /** host:port for ADS (port 0: any) */
+  xdsAddress: string;
+  /** host:port for the debug endpoint (port 0: any); empty: none */
+  debugAddress?: string;
+  /** a folder of Envoy resources to serve (see provider/envoyfolder.ts) */
+  envoyDir?: string;
+  stepTimeoutMs?: number;
+  maxRequestsPerSecond?: number;
+  defaultMetrics?: boolean;
+}
+
+export interface App {
+  cache: SnapshotCache;
+  ads: AdsServer;
+  debug?: DebugServer;
+  metrics: Metrics;
+  xdsPort: number;
+  debugPort: number;
+  close(): Promise<void>;
+}
+
+export function splitHostPort(a: string): [string, number] {
+  const i = a.lastIndexOf(':');
+  if (i < 0) throw new Error(`address "${a}" is not host:port`);
+  const port = Number(a.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`address "${a}" has a bad port`);
+  return [a.slice(0, i).replace(/^\[|\]$/g, ''), port];
+}
+
+export async function startApp(o: AppOptions): Promise<App> {
+  const registry = protoRegistry();
+  const metrics = new Metrics({ defaultMetrics: o.defaultMetrics });
+  const cache = new SnapshotCache(metrics);
+  let ready = false;
+  let folder: EnvoyFolderProvider | undefined;
+  if (o.envoyDir) {
+    folder = new EnvoyFolderProvider(o.envoyDir, cache, registry, o.log.child({ provider: 'envoy-folder' }));
+    folder.start(); // loads synchronously before ADS listens: a restart serves the same config at once
+  }
+  ready = true;
+  const ads = new AdsServer({
+    cache,
+    metrics,
+    log: o.log.child({ component: 'ads' }),
+    registry,
+    stepTimeoutMs: o.stepTimeoutMs,
+    maxRequestsPerSecond: o.maxRequestsPerSecond,
+  });
+  const xdsPort = await ads.listen(o.xdsAddress);
+  let debug: DebugServer | undefined;
+  let debugPort = 0;
+  if (o.debugAddress) {
+    debug = new DebugServer({
+      cache,
+      metrics,
+      log: o.log,
+      ready: () => ready,
+      extra: folder ? { 'folder-errors': () => folder.errors() } : undefined,
+    });
+    const [h, p] = splitHostPort(o.debugAddress);
+    debugPort = await debug.listen(h, p);
+  }
+  o.log.info({ xdsPort, debugPort }, 'signalbox serving');
+  return {
+    cache,
+    ads,
+    debug,
+    metrics,
+    xdsPort,
+    debugPort,
+    async close() {
+      folder?.stop();
+      await debug?.close();
+      await ads.close();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+/** signalbox command line. */
+import { writeFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { startApp } from './app.js';
+import { bootstrapYaml } from './bootstrap.js';
+import { makeLogger } from './log.js';
+
+const program = new Command();
+program
+  .name('signalbox')
+  .description(
+    'Gateway API control plane for stock Envoy: routes are Ready only once proved through the data plane',
+  );
+
+program
+  .command('serve')
+  .description('run the control plane: ADS server, debug endpoint and a provider')
+  .option('--xds-address <host:port>', 'ADS (gRPC) listen address', '127.0.0.1:18000')
+  .option('--debug-address <host:port>', 'debug HTTP endpoint listen address', '127.0.0.1:19001')
+  .option('--envoy-dir <dir>', 'serve Envoy resources from this folder: <dir>/<namespace>/<gateway>/*.yaml')
+  .option('--log-level <level>', 'pino log level', 'info')
+  .action(async (o: { xdsAddress: string; debugAddress: string; envoyDir?: string; logLevel: string }) => {
+    const log = makeLogger({ level: o.logLevel });
+    const app = await startApp({
+      log,
+      xdsAddress: o.xdsAddress,
+      debugAddress: o.debugAddress,
+      envoyDir: o.envoyDir,
+      defaultMetrics: true,
+    });
+    const stop = (sig: string) => {
+      log.info({ sig }, 'shutting down');
+      app.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('bootstrap')
+  .description('print an Envoy bootstrap that connects to signalbox over ADS')
+  .requiredOption('--node-id <id>', 'node.id: unique per Envoy instance')
+  .requiredOption('--gateway <namespace/name>', 'node.cluster: the Gateway this Envoy serves')
+  .option('--xds-address <host:port>', 'signalbox ADS address', '127.0.0.1:18000')
+  .option('--admin-port <port>', 'Envoy admin port (on 127.0.0.1)', '19000')
+  .option('--delta', 'use incremental xDS (DELTA_GRPC) instead of state of the world', false)
+  .option('-o, --output <file>', 'write to a file instead of stdout')
+  .action(
+    (o: {
+      nodeId: string;
+      gateway: string;
+      xdsAddress: string;
+      adminPort: string;
+      delta: boolean;
+      output?: string;
+    }) => {
+      const [host, port] = o.xdsAddress.split(':');
+      const y = bootstrapYaml({
+        nodeId: o.nodeId,
+        group: o.gateway,
+        xdsHost: host,
+        xdsPort: Number(port),
+        adminPort: Number(o.adminPort),
+        delta: o.delta,
+      });
+      if (o.output) writeFileSync(o.output, y);
+      else process.stdout.write(y);
+    },
+  );
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`signalbox: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,58 @@
+/** Prometheus metrics (prom-client), one registry per signalbox instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connectedNodes = new Gauge({
+    name: 'signalbox_xds_connected_nodes',
+    help: 'ADS streams currently open, by protocol variant',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+  readonly pushes = new Counter({
+    name: 'signalbox_xds_pushes_total',
+    help: 'Discovery responses sent',
+    labelNames: ['type', 'mode'] as const,
+    registers: [this.registry],
+  });
+  readonly pushedBytes = new Counter({
+    name: 'signalbox_xds_pushed_bytes_total',
+    help: 'Encoded bytes of discovery responses sent',
+    labelNames: ['type', 'mode'] as const,
+    registers: [this.registry],
+  });
+  readonly acks = new Counter({
+    name: 'signalbox_xds_acks_total',
+    help: 'Responses ACKed by clients',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly nacks = new Counter({
+    name: 'signalbox_xds_nacks_total',
+    help: 'Responses NACKed by clients',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly pushAckLatency = new Histogram({
+    name: 'signalbox_xds_push_ack_latency_seconds',
+    help: 'Time from sending a response to its ACK or NACK',
+    labelNames: ['type'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly streamErrors = new Counter({
+    name: 'signalbox_xds_stream_errors_total',
+    help: 'Requests or streams rejected, by reason (no_node, unknown_type, flood, stale_nonce, ...)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly snapshots = new Counter({
+    name: 'signalbox_snapshots_set_total',
+    help: 'Snapshots set in the cache',
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'signalbox_' });
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * Snapshot cache. Snapshots are keyed by node group (an Envoy's node.cluster, which is
+ * `<namespace>/<gateway-name>` of the Gateway it serves) or, to override the group for one
+ * Envoy, by node id. Setting a snapshot notifies every open stream whose node it concerns.
+ *
+ * The readiness layer uses `waitForAck`: resolve when a node has ACKed resource R of type T
+ * at a given hash, or report the NACK.
+ */
+import { EventEmitter } from 'node:events';
+import { Ledger } from './ledger.js';
+import type { Snapshot } from './snapshot.js';
+import type { Metrics } from '../../metrics.js';
+
+export interface NodeKey {
+  id: string;
+  cluster: string;
+}
+
+export type AckOutcome =
+  | { node: string; outcome: 'acked'; version: string }
+  | { node: string; outcome: 'nacked'; version: string; error: string }
+  | { node: string; outcome: 'timeout' }
+  | { node: string; outcome: 'disconnected' };
+
+export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
+  readonly ledger = new Ledger();
+  private readonly snapshots = new Map<string, Snapshot>();
+  private readonly nodeOverrides = new Map<string, Snapshot>();
+
+  constructor(private readonly metrics?: Metrics) {
+    super();
+    this.setMaxListeners(0);
+  }
+
+  /** Set the snapshot of a node group (`namespace/gateway`). Pushes to every node of the group. */
+  setSnapshot(group: string, snap: Snapshot): void {
+    if (this.snapshots.get(group) === snap) return;
+    this.snapshots.set(group, snap);
+    this.metrics?.snapshots.inc();
+    this.emit('snapshot', group);
+  }
+
+  /** Override the snapshot for one node id (takes precedence over its group's). */
+  setNodeSnapshot(nodeId: string, snap: Snapshot): void {
+    this.nodeOverrides.set(nodeId, snap);
+    this.metrics?.snapshots.inc();
+    this.emit('snapshot', nodeId);
+  }
+
+  clearSnapshot(key: string): void {
+    const had = this.snapshots.delete(key) || this.nodeOverrides.delete(key);
+    if (had) this.emit('snapshot', key);
+  }
+
+  snapshotFor(node: NodeKey): Snapshot | undefined {
+    return this.nodeOverrides.get(node.id) ?? this.snapshots.get(node.cluster);
+  }
+
+  hasGroup(group: string): boolean {
+    return this.snapshots.has(group);
+  }
+
+  groups(): [string, Snapshot][] {
+    return [...this.snapshots.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  getGroup(group: string): Snapshot | undefined {
+    return this.snapshots.get(group);
+  }
+
+  /** Connected node ids of a group. */
+  nodesOf(group: string): string[] {
+    return this.ledger
+      .all()
+      .filter((n) => n.connected && n.group === group)
+      .map((n) => n.id);
+  }
+
+  /**
+   * Resolve when `node` has ACKed resource `name` of `typeUrl` at content hash `hash`
+   * (already, or later), or its response containing it was NACKed.
+   */
+  waitForAck(
+    node: string,
+    typeUrl: string,
+    name: string,
+    hash: string,
+    timeoutMs = 30_000,
+  ): Promise<AckOutcome> {
+    const ledger = this.ledger;
+    const cur = ledger.get(node)?.types.get(typeUrl)?.resources.get(name);
+    if (cur?.acked === hash) {
+      return Promise.resolve({
+        node,
+        outcome: 'acked',
+        version: ledger.get(node)?.types.get(typeUrl)?.acked?.version ?? '',
+      });
+    }
+    return new Promise((resolve) => {
+      const done = (o: AckOutcome) => {
+        clearTimeout(timer);
+        ledger.off('ack', onAck);
+        ledger.off('nack', onNack);
+        ledger.off('disconnect', onDisc);
+        resolve(o);
+      };
+      const onAck = (ev: {
+        node: string;
+        typeUrl: string;
+        version: string;
+        resources: { name: string; hash: string }[];
+      }) => {
+        if (
+          ev.node === node &&
+          ev.typeUrl === typeUrl &&
+          ev.resources.some((r) => r.name === name && r.hash === hash)
+        ) {
+          done({ node, outcome: 'acked', version: ev.version });
+        }
+      };
+      const onNack = (ev: {
+        node: string;
+        typeUrl: string;
+        version: string;
+        error: string;
+        resources: { name: string; hash: string }[];
+      }) => {
+        if (
+          ev.node === node &&
+          ev.typeUrl === typeUrl &&
+          ev.resources.some((r) => r.name === name && r.hash === hash)
+        ) {
+          done({ node, outcome: 'nacked', version: ev.version, error: ev.error });
+        }
+      };
+      const onDisc = (n: { id: string }) => {
+        if (n.id === node) done({ node, outcome: 'disconnected' });
+      };
+      const timer = setTimeout(() => done({ node, outcome: 'timeout' }), timeoutMs);
+      ledger.on('ack', onAck);
+      ledger.on('nack', onNack);
+      ledger.on('disconnect', onDisc);
+    });
+  }
+
+  /** waitForAck on every node of a group connected now; the group is ready when all ACK. */
+  async waitForGroupAck(
+    group: string,
+    typeUrl: string,
+    name: string,
+    hash: string,
+    timeoutMs = 30_000,
+  ): Promise<AckOutcome[]> {
+    return Promise.all(this.nodesOf(group).map((n) => this.waitForAck(n, typeUrl, name, hash, timeoutMs)));
+  }
+}

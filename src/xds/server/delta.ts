@@ -1,0 +1,147 @@
+/** Incremental (delta) ADS (DeltaAggregatedResources). */
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { hashBytes } from '../resource.js';
+import type { Resource } from '../resource.js';
+import { Session } from './session.js';
+import type { SessionOptions, TypeState } from './session.js';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './codec.js';
+
+export class DeltaSession extends Session {
+  readonly mode = 'delta' as const;
+  /** per type: subscribed names that do not exist and were already reported removed (xds-rules 9) */
+  private readonly reportedMissing = new Map<string, Set<string>>();
+  /** per type: the client came with initial_resource_versions (a reconnect) */
+  private readonly resumed = new Set<string>();
+
+  constructor(
+    opts: SessionOptions,
+    private readonly call: ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>,
+    peer: string,
+  ) {
+    super(opts, peer);
+  }
+
+  protected write(
+    t: TypeState,
+    nonce: string,
+    resources: Resource[],
+    removed: string[],
+    version: string,
+  ): void {
+    const msg: DeltaDiscoveryResponse = {
+      system_version_info: version,
+      type_url: t.typeUrl,
+      nonce,
+      resources: resources.map((r) => ({
+        name: r.name,
+        version: r.hash,
+        resource: { type_url: t.typeUrl, value: r.bytes },
+      })),
+      removed_resources: removed,
+      control_plane: { identifier: this.opts.controlPlaneId },
+    };
+    try {
+      this.call.write(msg);
+    } catch (err) {
+      this.log.warn({ err }, 'write failed');
+      this.close('write failed');
+    }
+  }
+
+  fail(code: number, reason: string, message: string): void {
+    this.opts.metrics.streamErrors.inc({ reason });
+    this.log.warn({ reason, peer: this.peer }, `closing stream: ${message}`);
+    try {
+      this.call.emit('error', { code, details: message });
+    } catch {
+      /* already gone */
+    }
+    this.close(reason);
+  }
+
+  onRequest(req: DeltaDiscoveryRequest): void {
+    if (this.closed) return;
+    const t = this.admit(req.node, req.type_url);
+    if (!t || this.closed || !this.node) return;
+    const nonce = req.response_nonce ?? '';
+    const sub = (req.resource_names_subscribe ?? []).filter((n) => n !== '');
+    const unsub = (req.resource_names_unsubscribe ?? []).filter((n) => n !== '');
+    if (!t.seen) {
+      t.seen = true;
+      // xds-rules 7: a first request naming nothing (or '*') is a wildcard subscription
+      t.wildcard = sub.length === 0 || sub.includes('*');
+      const initial = req.initial_resource_versions ?? {};
+      for (const [name, version] of Object.entries(initial)) t.acked.set(name, version);
+      if (Object.keys(initial).length > 0) this.resumed.add(t.typeUrl);
+    } else {
+      if (sub.includes('*')) t.wildcard = true;
+    }
+    if (unsub.includes('*')) t.wildcard = false;
+    const missing = this.reportedMissing.get(t.typeUrl) ?? new Set<string>();
+    this.reportedMissing.set(t.typeUrl, missing);
+    for (const n of sub) if (n !== '*') t.names.add(n);
+    for (const n of unsub) {
+      t.names.delete(n);
+      t.acked.delete(n); // the client forgets it
+      missing.delete(n);
+    }
+    // xds-rules 2: a stale nonce's ACK/NACK is ignored, its subscription changes are applied
+    if (nonce !== '') {
+      if (nonce !== t.lastNonce) {
+        this.opts.metrics.streamErrors.inc({ reason: 'stale_nonce' });
+      } else if (t.pending?.nonce === nonce) {
+        if (req.error_detail) this.nack(t, req.error_detail.message ?? `code ${req.error_detail.code ?? 0}`);
+        else this.ack(t);
+      }
+    }
+    this.afterRequest(t);
+  }
+
+  private wants(t: TypeState, name: string): boolean {
+    return t.wildcard || t.names.has(name);
+  }
+
+  trySend(t: TypeState): void {
+    if (this.closed || !this.node || !t.seen || t.pending) return;
+    const missing = this.reportedMissing.get(t.typeUrl) ?? new Set<string>();
+    const add: Resource[] = [];
+    for (const r of t.view.values()) {
+      if (!this.wants(t, r.name)) continue;
+      if (t.acked.get(r.name) !== r.hash || t.force.has(r.name)) add.push(r);
+    }
+    const removed: string[] = [];
+    for (const name of t.acked.keys()) if (!t.view.has(name)) removed.push(name);
+    const newlyMissing: string[] = [];
+    for (const name of t.names) {
+      if (!t.view.has(name) && !t.acked.has(name) && !missing.has(name)) newlyMissing.push(name);
+    }
+    for (const n of t.force) if (!add.some((r) => r.name === n)) t.force.delete(n);
+    const allRemoved = [...removed, ...newlyMissing].sort();
+    const contentKey = hashBytes(
+      add.map((r) => `${r.name}\0${r.hash}`).join('\n'),
+      '\u0001',
+      allRemoved.join('\n'),
+    );
+    if (t.held === contentKey) return; // xds-rules 5
+    if (add.length === 0 && allRemoved.length === 0) {
+      // xds-rules 10: a fresh client's first request gets an answer even when empty;
+      // a resuming client that already has everything gets nothing
+      if (t.answered || this.resumed.has(t.typeUrl)) {
+        if (!t.answered && this.resumed.has(t.typeUrl)) {
+          t.answered = true;
+          this.opts.cache.ledger.recordAlreadyHas(
+            this.node.id,
+            t.typeUrl,
+            contentKey,
+            [...t.acked].map(([name, hash]) => ({ name, hash })),
+          );
+        }
+        return;
+      }
+    }
+    for (const n of newlyMissing) missing.add(n);
+    for (const n of removed) if (t.names.has(n)) missing.add(n);
+    for (const n of t.view.keys()) missing.delete(n);
+    this.send(t, add, allRemoved, contentKey, contentKey, false);
+  }
+}

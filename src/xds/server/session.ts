@@ -1,0 +1,426 @@
+/**
+ * One ADS stream: its node, its subscriptions per type, what the client has, and the
+ * make-before-break pipeline that moves the client from what it has to the node's
+ * snapshot (xds-rules 13/14):
+ *
+ *   SDS+ → CDS+ → EDS+ (fresh CLA for new/changed clusters) → LDS → RDS → CDS− → EDS− → SDS−
+ *
+ * where "+" serves the union of what is served and what is wanted, and "−" the wanted set
+ * only. Each step waits for the client's ACK (and, for EDS/RDS/SDS, for the client to
+ * subscribe to the names its ACKed clusters/listeners reference) before the next one.
+ * A NACK stops the pipeline; the type is held (never resent with the same content) until
+ * the snapshot changes (xds-rules 5).
+ *
+ * The protocol variants (state of the world, delta) differ only in how requests update the
+ * state and how a response is computed: see sotw.ts and delta.ts.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import type { SnapshotCache, NodeKey } from '../cache/cache.js';
+import type { Mode } from '../cache/ledger.js';
+import { Snapshot } from '../cache/snapshot.js';
+import { ALL_TYPES, SHORT, TypeUrl, isKnownType } from '../resource.js';
+import type { Resource } from '../resource.js';
+
+export interface SessionOptions {
+  cache: SnapshotCache;
+  metrics: Metrics;
+  log: Logger;
+  /** How long one pipeline step waits for ACKs / subscriptions before going on (ms). */
+  stepTimeoutMs: number;
+  /** Requests per second above which a stream is closed as a flood. */
+  maxRequestsPerSecond: number;
+  controlPlaneId: string;
+}
+
+export interface Pending {
+  nonce: string;
+  version: string;
+  /** name -> hash of resources in the response */
+  resources: Map<string, string>;
+  removed: string[];
+  sentAt: number;
+  /** identifies the content, for the no-resend-after-NACK hold */
+  contentKey: string;
+  /** state of the world: the response is the client's whole set for this type */
+  full: boolean;
+}
+
+export interface TypeState {
+  readonly typeUrl: TypeUrl;
+  /** a request for this type has been seen on the stream */
+  seen: boolean;
+  /** the client has answered/been answered at least once (xds-rules 10) */
+  answered: boolean;
+  wildcard: boolean;
+  names: Set<string>;
+  /** what signalbox wants served for this type right now */
+  view: ReadonlyMap<string, Resource>;
+  /** what the client has ACKed: name -> hash */
+  acked: Map<string, string>;
+  pending?: Pending;
+  lastNonce?: string;
+  /** contentKey of a NACKed response: not sent again (xds-rules 5) */
+  held?: string;
+  /** names to send again even though the client has them at the same hash */
+  force: Set<string>;
+  /** SotW: version of the last response sent */
+  lastSentVersion?: string;
+}
+
+export class StreamClosed extends Error {}
+
+const EMPTY = new Snapshot([]);
+
+export abstract class Session extends EventEmitter<{ changed: [] }> {
+  abstract readonly mode: Mode;
+  node?: NodeKey;
+  streamId = 0;
+  closed = false;
+  log: Logger;
+  protected readonly types = new Map<TypeUrl, TypeState>();
+  private nonceSeq = 0;
+  private syncing = false;
+  private dirty = false;
+  private reqWindowStart = Date.now();
+  private reqCount = 0;
+  private readonly onSnapshot = (key: string) => {
+    if (this.node && (key === this.node.cluster || key === this.node.id)) this.kick();
+  };
+
+  constructor(
+    protected readonly opts: SessionOptions,
+    readonly peer: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.log = opts.log;
+    for (const t of ALL_TYPES) {
+      this.types.set(t, {
+        typeUrl: t,
+        seen: false,
+        answered: false,
+        wildcard: false,
+        names: new Set(),
+        view: new Map(),
+        acked: new Map(),
+        force: new Set(),
+      });
+    }
+  }
+
+  /** Send one encoded response on the stream (implemented by the transport). */
+  protected abstract write(
+    t: TypeState,
+    nonce: string,
+    resources: Resource[],
+    removed: string[],
+    version: string,
+  ): void;
+  /** Close the stream with an error status. */
+  abstract fail(code: number, reason: string, message: string): void;
+
+  nextNonce(): string {
+    return String(++this.nonceSeq);
+  }
+
+  /** Common request preamble: node identity (first request only), flood check, type check. */
+  protected admit(
+    node: { id?: string; cluster?: string } | null | undefined,
+    typeUrl: string,
+  ): TypeState | undefined {
+    const now = Date.now();
+    if (now - this.reqWindowStart >= 1000) {
+      this.reqWindowStart = now;
+      this.reqCount = 0;
+    }
+    if (++this.reqCount > this.opts.maxRequestsPerSecond) {
+      this.fail(
+        8 /* RESOURCE_EXHAUSTED */,
+        'flood',
+        `more than ${this.opts.maxRequestsPerSecond} requests/s`,
+      );
+      return undefined;
+    }
+    if (!this.node) {
+      if (!node?.id) {
+        this.fail(3 /* INVALID_ARGUMENT */, 'no_node', 'the first request of a stream must carry node.id');
+        return undefined;
+      }
+      if (!node.cluster) {
+        this.fail(
+          3,
+          'no_node',
+          'node.cluster must name the node group: <namespace>/<gateway-name> of the Gateway this Envoy serves',
+        );
+        return undefined;
+      }
+      this.start({ id: node.id, cluster: node.cluster });
+    }
+    if (!isKnownType(typeUrl)) {
+      this.opts.metrics.streamErrors.inc({ reason: 'unknown_type' });
+      this.log.warn({ typeUrl }, 'request for an unknown resource type ignored');
+      return undefined;
+    }
+    return this.types.get(typeUrl);
+  }
+
+  private start(node: NodeKey): void {
+    this.node = node;
+    this.log = this.opts.log.child({ node: node.id, group: node.cluster, mode: this.mode });
+    this.streamId = this.opts.cache.ledger.connect(node.id, node.cluster, this.mode, this.peer);
+    this.opts.metrics.connectedNodes.inc({ mode: this.mode });
+    const snap = this.opts.cache.snapshotFor(node);
+    if (!snap) {
+      this.opts.metrics.streamErrors.inc({ reason: 'unknown_group' });
+      this.log.warn('no snapshot for this node group yet: serving an empty configuration until one is set');
+    }
+    const s = snap ?? EMPTY;
+    for (const t of ALL_TYPES) this.state(t).view = s.get(t);
+    this.opts.cache.on('snapshot', this.onSnapshot);
+    this.log.info({ peer: this.peer }, 'stream opened');
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.opts.cache.off('snapshot', this.onSnapshot);
+    if (this.node) {
+      this.opts.cache.ledger.disconnect(this.node.id, this.streamId);
+      this.opts.metrics.connectedNodes.dec({ mode: this.mode });
+      this.log.info({ reason }, 'stream closed');
+    }
+    this.emit('changed');
+  }
+
+  state(t: TypeUrl): TypeState {
+    return this.types.get(t) as TypeState;
+  }
+
+  // ---------- sending ----------
+
+  /** Record and write a response. */
+  protected send(
+    t: TypeState,
+    resources: Resource[],
+    removed: string[],
+    version: string,
+    contentKey: string,
+    full: boolean,
+  ): void {
+    if (this.closed || !this.node) return;
+    const nonce = this.nextNonce();
+    const now = Date.now();
+    t.pending = {
+      nonce,
+      version,
+      resources: new Map(resources.map((r) => [r.name, r.hash])),
+      removed,
+      sentAt: now,
+      contentKey,
+      full,
+    };
+    t.lastNonce = nonce;
+    t.answered = true;
+    this.opts.cache.ledger.recordSent(this.node.id, t.typeUrl, {
+      version,
+      nonce,
+      at: now,
+      resources: resources.map((r) => ({ name: r.name, hash: r.hash })),
+      removed,
+    });
+    this.opts.metrics.pushes.inc({ type: SHORT[t.typeUrl], mode: this.mode });
+    this.log.debug(
+      { type: SHORT[t.typeUrl], version, nonce, resources: resources.length, removed: removed.length },
+      'push',
+    );
+    this.write(t, nonce, resources, removed, version);
+  }
+
+  /** Handle the ACK of the pending response. */
+  protected ack(t: TypeState): void {
+    const p = t.pending;
+    if (!p || !this.node) return;
+    t.pending = undefined;
+    if (p.full) t.acked.clear();
+    for (const [name, hash] of p.resources) t.acked.set(name, hash);
+    for (const name of p.removed) t.acked.delete(name);
+    for (const name of p.resources.keys()) t.force.delete(name);
+    t.held = undefined;
+    this.opts.cache.ledger.recordAck(this.node.id, t.typeUrl, p.nonce);
+    this.opts.metrics.acks.inc({ type: SHORT[t.typeUrl] });
+    this.opts.metrics.pushAckLatency.observe({ type: SHORT[t.typeUrl] }, (Date.now() - p.sentAt) / 1000);
+  }
+
+  /** Handle the NACK of the pending response. */
+  protected nack(t: TypeState, error: string): void {
+    const p = t.pending;
+    if (!p || !this.node) return;
+    t.pending = undefined;
+    t.held = p.contentKey;
+    this.opts.cache.ledger.recordNack(this.node.id, t.typeUrl, p.nonce, error);
+    this.opts.metrics.nacks.inc({ type: SHORT[t.typeUrl] });
+    this.opts.metrics.pushAckLatency.observe({ type: SHORT[t.typeUrl] }, (Date.now() - p.sentAt) / 1000);
+    this.log.warn(
+      { type: SHORT[t.typeUrl], version: p.version, nonce: p.nonce, error },
+      'NACK: holding this content',
+    );
+  }
+
+  /** Compute and send what type t needs now, if anything (variant-specific). */
+  abstract trySend(t: TypeState): void;
+
+  /** After a request was processed. */
+  protected afterRequest(t: TypeState): void {
+    this.trySend(t);
+    this.emit('changed');
+  }
+
+  // ---------- the make-before-break pipeline ----------
+
+  kick(): void {
+    if (this.closed) return;
+    if (this.syncing) {
+      this.dirty = true;
+      return;
+    }
+    this.syncing = true;
+    this.sync()
+      .catch((err: unknown) => this.log.error({ err }, 'pipeline failed'))
+      .finally(() => {
+        this.syncing = false;
+      });
+  }
+
+  private async sync(): Promise<void> {
+    do {
+      this.dirty = false;
+      if (!this.node || this.closed) return;
+      const snap = this.opts.cache.snapshotFor(this.node) ?? EMPTY;
+      const ok = await this.round(snap);
+      if (!ok && !this.dirty) return; // NACK or closed: wait for the next snapshot
+    } while (this.dirty && !this.closed);
+  }
+
+  private async round(snap: Snapshot): Promise<boolean> {
+    const S = TypeUrl.Secret;
+    const C = TypeUrl.Cluster;
+    const E = TypeUrl.Endpoint;
+    const L = TypeUrl.Listener;
+    const R = TypeUrl.Route;
+    const union = (t: TypeUrl) => {
+      const m = new Map(this.state(t).view);
+      for (const [k, v] of snap.get(t)) m.set(k, v);
+      return m;
+    };
+    // clusters that are new or changed need a fresh ClusterLoadAssignment (xds-rules 13)
+    const cdsBefore = this.state(C).view;
+    const changedClusters = [...snap.get(C).values()].filter((r) => cdsBefore.get(r.name)?.hash !== r.hash);
+    const freshEds = new Set(changedClusters.flatMap((r) => r.deps.endpoints));
+    const steps: [TypeUrl, ReadonlyMap<string, Resource>, Set<string>?][] = [
+      [S, union(S)],
+      [C, union(C)],
+      [E, union(E), freshEds],
+      [L, snap.get(L)],
+      [R, snap.get(R)],
+      [C, snap.get(C)],
+      [E, snap.get(E)],
+      [S, snap.get(S)],
+    ];
+    for (const [t, view, force] of steps) {
+      const r = await this.step(t, view, force);
+      if (r !== 'ok') {
+        if (r !== 'closed') this.log.warn({ type: SHORT[t], outcome: r }, 'pipeline stopped');
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private sameView(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
+    if (a.size !== b.size) return false;
+    for (const [k, v] of a) if (b.get(k)?.hash !== v.hash) return false;
+    return true;
+  }
+
+  /** Names of type t the client must hold (at the view's hash) before the step is done. */
+  private required(t: TypeState): Set<string> {
+    const req = new Set<string>();
+    if (t.seen) {
+      if (t.wildcard) for (const n of t.view.keys()) req.add(n);
+      else for (const n of t.names) if (t.view.has(n)) req.add(n);
+    }
+    // names referenced by what the client ACKed upstream
+    const upstream: [TypeUrl, (r: Resource) => string[]][] =
+      t.typeUrl === TypeUrl.Endpoint
+        ? [[TypeUrl.Cluster, (r) => r.deps.endpoints]]
+        : t.typeUrl === TypeUrl.Route
+          ? [[TypeUrl.Listener, (r) => r.deps.routes]]
+          : t.typeUrl === TypeUrl.Secret
+            ? [
+                [TypeUrl.Cluster, (r) => r.deps.secrets],
+                [TypeUrl.Listener, (r) => r.deps.secrets],
+              ]
+            : [];
+    for (const [ut, deps] of upstream) {
+      const us = this.state(ut);
+      for (const [name, hash] of us.acked) {
+        const r = us.view.get(name);
+        if (r && r.hash === hash) for (const d of deps(r)) if (t.view.has(d)) req.add(d);
+      }
+    }
+    return req;
+  }
+
+  private stepDone(t: TypeState): boolean {
+    if (t.pending || t.force.size > 0) return false;
+    for (const n of this.required(t)) {
+      if (t.acked.get(n) !== t.view.get(n)?.hash) return false;
+    }
+    return true;
+  }
+
+  private async step(
+    tu: TypeUrl,
+    view: ReadonlyMap<string, Resource>,
+    force?: Set<string>,
+  ): Promise<'ok' | 'nack' | 'closed' | 'timeout'> {
+    const t = this.state(tu);
+    const changed = !this.sameView(t.view, view);
+    if (changed) {
+      t.view = view;
+      t.held = undefined; // the content changed: a NACK hold no longer applies
+    }
+    if (force) for (const n of force) if (view.has(n)) t.force.add(n);
+    this.trySend(t);
+    if (this.stepDone(t)) return 'ok';
+    if (t.held !== undefined && !t.pending) return 'nack';
+    return new Promise((resolve) => {
+      const finish = (r: 'ok' | 'nack' | 'closed' | 'timeout') => {
+        clearTimeout(timer);
+        this.off('changed', check);
+        resolve(r);
+      };
+      const check = () => {
+        if (this.closed) return finish('closed');
+        if (t.held !== undefined && !t.pending) return finish('nack');
+        if (this.stepDone(t)) finish('ok');
+      };
+      const timer = setTimeout(() => {
+        this.opts.metrics.streamErrors.inc({ reason: 'step_timeout' });
+        this.log.warn(
+          {
+            type: SHORT[tu],
+            pending: t.pending?.nonce,
+            missing: [...this.required(t)].filter((n) => t.acked.get(n) !== t.view.get(n)?.hash),
+          },
+          'pipeline step timed out waiting for the client; going on',
+        );
+        t.force.clear();
+        finish(t.pending ? 'timeout' : 'ok');
+      }, this.opts.stepTimeoutMs);
+      this.on('changed', check);
+    });
+  }
+}
