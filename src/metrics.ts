@@ -52,6 +52,16 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Current value of a counter or gauge for the given labels (0 when never set). */
+  async value(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const m = this.registry.getSingleMetric(name);
+    if (!m) throw new Error(`no metric ${name}`);
+    const got = await m.get();
+    const want = Object.entries(labels);
+    const v = got.values.find((x) => want.every(([k, val]) => String(x.labels[k]) === val));
+    return v?.value ?? 0;
+  }
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'signalbox_' });
   }

@@ -134,7 +134,17 @@ export class AdsServer {
   async close(): Promise<void> {
     for (const s of [...this.sessions]) s.close('server shutdown');
     this.sessions.clear();
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    await new Promise<void>((resolve) => {
+      // streams the clients keep open would hold a graceful shutdown forever
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 1000);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   /** Close immediately (streams reset), as a crash would. */
