@@ -11,7 +11,7 @@ import { TypeUrl } from '../src/xds/resource.js';
 import type { Resource } from '../src/xds/resource.js';
 import { cla, cluster, listener, res, route } from '../e2e/harness/resources.js';
 import { AdsClient, decoded, names } from './harness/adsclient.js';
-import type { DeltaStream, SotwStream } from './harness/adsclient.js';
+import type { SotwStream } from './harness/adsclient.js';
 
 const CDS = TypeUrl.Cluster;
 const EDS = TypeUrl.Endpoint;
