@@ -1,10 +1,24 @@
 /** Incremental (delta) ADS (DeltaAggregatedResources). */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { hashBytes } from '../resource.js';
+import { SHORT, hashBytes } from '../resource.js';
+import { anyLen, fieldLen, strLen } from './sotw.js';
 import type { Resource } from '../resource.js';
 import { Session } from './session.js';
 import type { SessionOptions, TypeState } from './session.js';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './codec.js';
+
+/** Encoded size of a DeltaDiscoveryResponse, without encoding it (signalbox_xds_pushed_bytes_total). */
+export function deltaResponseBytes(m: DeltaDiscoveryResponse): number {
+  let n = strLen(m.system_version_info) + strLen(m.type_url) + strLen(m.nonce);
+  if (m.control_plane) n += fieldLen(strLen(m.control_plane.identifier));
+  for (const r of m.resources) {
+    n += fieldLen(
+      strLen(r.name) + strLen(r.version) + fieldLen(anyLen(r.resource.type_url, r.resource.value)),
+    );
+  }
+  for (const name of m.removed_resources) n += strLen(name);
+  return n;
+}
 
 export class DeltaSession extends Session {
   readonly mode = 'delta' as const;
@@ -42,6 +56,7 @@ export class DeltaSession extends Session {
     };
     try {
       this.call.write(msg);
+      this.opts.metrics.pushedBytes.inc({ type: SHORT[t.typeUrl], mode: this.mode }, deltaResponseBytes(msg));
     } catch (err) {
       this.log.warn({ err }, 'write failed');
       this.close('write failed');

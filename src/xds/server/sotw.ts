@@ -1,10 +1,30 @@
 /** State-of-the-world ADS (StreamAggregatedResources). */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { versionOf } from '../resource.js';
+import { SHORT, versionOf } from '../resource.js';
 import type { Resource } from '../resource.js';
 import { Session } from './session.js';
 import type { SessionOptions, TypeState } from './session.js';
 import type { DiscoveryRequest, DiscoveryResponse } from './codec.js';
+
+/** Bytes of a length-delimited protobuf field (tag < 16) whose payload is n bytes. */
+export function fieldLen(n: number): number {
+  let v = 1;
+  for (let x = n; x >= 0x80; x >>>= 7) v++;
+  return 1 + v + n;
+}
+/** Bytes of a string field. */
+export const strLen = (s: string): number => fieldLen(Buffer.byteLength(s));
+/** Payload bytes of a google.protobuf.Any. */
+export const anyLen = (typeUrl: string, value: Uint8Array): number =>
+  strLen(typeUrl) + fieldLen(value.length);
+
+/** Encoded size of a DiscoveryResponse, without encoding it (for signalbox_xds_pushed_bytes_total). */
+export function responseBytes(m: DiscoveryResponse): number {
+  let n = strLen(m.version_info) + strLen(m.type_url) + strLen(m.nonce);
+  if (m.control_plane) n += fieldLen(strLen(m.control_plane.identifier));
+  for (const r of m.resources) n += fieldLen(anyLen(r.type_url, r.value));
+  return n;
+}
 
 export class SotwSession extends Session {
   readonly mode = 'sotw' as const;
@@ -35,6 +55,7 @@ export class SotwSession extends Session {
     };
     try {
       this.call.write(msg);
+      this.opts.metrics.pushedBytes.inc({ type: SHORT[t.typeUrl], mode: this.mode }, responseBytes(msg));
     } catch (err) {
       this.log.warn({ err }, 'write failed');
       this.close('write failed');
