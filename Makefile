@@ -16,6 +16,7 @@ deps: node_modules/.package-lock.json
 
 protos: deps
 	node scripts/protos.mjs
+	node scripts/gatewayapi-types.mjs
 
 build: protos
 	npx tsc -p tsconfig.json

@@ -1,0 +1,116 @@
+/**
+ * GRPCRoute rules → IR routes. A gRPC method is the HTTP/2 path `/<service>/<method>`;
+ * service and method matches (Exact or RegularExpression) become a path match on it.
+ */
+import { compileBackends, compileStringMatch } from './httproute.js';
+import type { CompiledRule, RefProblem, RuleContext } from './httproute.js';
+import type { IRCluster, IRMatch, IRRoute } from './ir.js';
+import { re2Error, re2Escape } from './re2.js';
+import type { GRPCRoute, GRPCRouteMatch, GRPCRouteRule } from './types.js';
+import { RuleError, headerOps } from './validate.js';
+
+const SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
+const METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
+
+function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
+  if (m === null || typeof m !== 'object') throw new RuleError(`${what}: must be an object`);
+  const mm = m.method;
+  let path: IRMatch['path'] = { type: 'Prefix', value: '/' };
+  if (mm) {
+    const type = mm.type ?? 'Exact';
+    const { service, method } = mm;
+    if (!service && !method) throw new RuleError(`${what}.method: one of service and method is required`);
+    if (type === 'Exact') {
+      if (service !== undefined && !SERVICE.test(service))
+        throw new RuleError(`${what}.method.service: ${JSON.stringify(service)} is not a gRPC service name`);
+      if (method !== undefined && !METHOD.test(method))
+        throw new RuleError(`${what}.method.method: ${JSON.stringify(method)} is not a gRPC method name`);
+      if (service && method) path = { type: 'Exact', value: `/${service}/${method}` };
+      else if (service) path = { type: 'Prefix', value: `/${service}` };
+      else path = { type: 'RegularExpression', value: `/[^/]+/${re2Escape(method!)}` };
+    } else if (type === 'RegularExpression') {
+      for (const [n, v] of [
+        ['service', service],
+        ['method', method],
+      ] as const) {
+        if (v !== undefined) {
+          const e = re2Error(v);
+          if (e)
+            throw new RuleError(
+              `${what}.method.${n}: invalid RE2 regular expression ${JSON.stringify(v.slice(0, 80))}: ${e}`,
+            );
+        }
+      }
+      path = { type: 'RegularExpression', value: `/(?:${service || '[^/]+'})/(?:${method || '[^/]+'})` };
+    } else {
+      throw new RuleError(`${what}.method: type ${String(type)} is not supported`);
+    }
+  }
+  const seen = new Set<string>();
+  const headers = (m.headers ?? [])
+    .map((h, i) => compileStringMatch(h, `${what}.headers[${i}]`, true))
+    .filter((h) => (seen.has(h.name) ? false : (seen.add(h.name), true)));
+  return { path, headers, queryParams: [], grpc: true };
+}
+
+export function compileGRPCRule(
+  route: GRPCRoute,
+  rule: GRPCRouteRule,
+  index: number,
+  ctx: RuleContext,
+): CompiledRule {
+  const ns = route.metadata.namespace!;
+  const what = `spec.rules[${index}]`;
+  const refProblems: RefProblem[] = [];
+  const clusters: IRCluster[] = [];
+  try {
+    if (!rule || typeof rule !== 'object') throw new RuleError(`${what}: must be an object`);
+    const raw = rule.matches ?? [{}];
+    if (!Array.isArray(raw) || raw.length > 64)
+      throw new RuleError(`${what}.matches: must be a list of at most 64`);
+    const matches = (raw.length ? raw : [{}]).map((m, j) => compileGRPCMatch(m, `${what}.matches[${j}]`));
+    const from = { kind: 'GRPCRoute', namespace: ns };
+    let requestHeaders: IRRoute['requestHeaders'];
+    let responseHeaders: IRRoute['responseHeaders'];
+    const mirrors: NonNullable<IRRoute['mirrors']> = [];
+    const seen = new Set<string>();
+    for (const [i, f] of (rule.filters ?? []).entries()) {
+      const w = `${what}.filters[${i}]`;
+      if (f?.type !== 'RequestMirror' && seen.has(String(f?.type)))
+        throw new RuleError(`${w}: filter ${f?.type} appears more than once`);
+      seen.add(String(f?.type));
+      if (f?.type === 'RequestHeaderModifier')
+        requestHeaders = headerOps(f.requestHeaderModifier, `${w}.requestHeaderModifier`);
+      else if (f?.type === 'ResponseHeaderModifier')
+        responseHeaders = headerOps(f.responseHeaderModifier, `${w}.responseHeaderModifier`);
+      else if (f?.type === 'RequestMirror') {
+        const b = compileBackends(
+          [f.requestMirror?.backendRef as never],
+          w,
+          ctx,
+          from,
+          'grpc',
+          refProblems,
+          clusters,
+        );
+        if (b[0]?.cluster) mirrors.push({ cluster: b[0].cluster, millionths: 1_000_000 });
+      } else throw new RuleError(`${w}: filter type ${String(f?.type)} is not supported`);
+    }
+    const backends = compileBackends(rule.backendRefs, what, ctx, from, 'grpc', refProblems, clusters);
+    const action: IRRoute['action'] = backends.some((b) => b.cluster)
+      ? { type: 'forward', backends }
+      : { type: 'direct', status: 500 };
+    const routes: IRRoute[] = matches.map((match, j) => ({
+      name: `grpcroute/${ns}/${route.metadata.name}/rule/${index}/match/${j}`,
+      match,
+      action,
+      ...(requestHeaders ? { requestHeaders } : {}),
+      ...(responseHeaders ? { responseHeaders } : {}),
+      ...(mirrors.length ? { mirrors } : {}),
+    }));
+    return { index, routes, clusters, refProblems };
+  } catch (err) {
+    if (!(err instanceof RuleError)) throw err;
+    return { index, error: err.message, routes: [], clusters: [], refProblems };
+  }
+}

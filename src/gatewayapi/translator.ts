@@ -1,0 +1,291 @@
+/**
+ * The translator: a set of Gateway API and core objects → an IR per Gateway and the
+ * status of every object the controller owns. Pure: no I/O, no clock (the caller passes
+ * `now`), never throws on malformed objects (they get a status reason or are set aside).
+ */
+import { createHash } from 'node:crypto';
+import { endpointsOf } from './backend.js';
+import { buildClasses, buildGateways } from './gateway.js';
+import type { GatewayState } from './gateway.js';
+import { compileGRPCRule } from './grpcroute.js';
+import { covers, specificity } from './hostname.js';
+import { compileHTTPRule } from './httproute.js';
+import type { CompiledRule } from './httproute.js';
+import type {
+  IR,
+  IRCluster,
+  IRGateway,
+  IRPort,
+  IRRoute,
+  IRRouteTable,
+  IRSecret,
+  IRVirtualHost,
+} from './ir.js';
+import type { ListenerState } from './listener.js';
+import { ObjectSet, routeOrder, sortedValues } from './objects.js';
+import type { Rejected } from './objects.js';
+import { attachRoute, compareRoutes } from './route.js';
+import type { AnyRoute, Attachment, ParentStatus } from './route.js';
+import type { Condition } from './status.js';
+import { DEFAULT_CONTROLLER, GATEWAY_GROUP, key } from './types.js';
+
+export interface TranslateOptions {
+  controllerName?: string;
+  /** RFC 3339 instant for lastTransitionTime of changed conditions */
+  now?: string;
+  /** addresses to report in Gateway status */
+  addresses?: string[];
+  /** reuse compiled rules of unchanged routes across calls */
+  cache?: RouteCache;
+}
+
+export interface ObjectStatus {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  status: Record<string, unknown>;
+}
+
+export interface TranslateResult {
+  ir: IR;
+  statuses: ObjectStatus[];
+  rejected: Rejected[];
+}
+
+/**
+ * Cache of compiled route rules, keyed by route identity, content and listener port; it
+ * is dropped whole when any Service or ReferenceGrant changes (backend validity depends
+ * on them). Endpoints are never cached: they are read afresh on every translation.
+ */
+export class RouteCache {
+  private sig = '';
+  private readonly m = new Map<string, { content: string; rules: CompiledRule[] }>();
+  hits = 0;
+  misses = 0;
+  reset(sig: string): void {
+    if (sig !== this.sig) {
+      this.m.clear();
+      this.sig = sig;
+    }
+  }
+  get(id: string, content: string, make: () => CompiledRule[]): CompiledRule[] {
+    const e = this.m.get(id);
+    if (e && e.content === content) {
+      this.hits++;
+      return e.rules;
+    }
+    this.misses++;
+    const rules = make();
+    this.m.set(id, { content, rules });
+    return rules;
+  }
+}
+
+function worldSignature(objs: ObjectSet): string {
+  const h = createHash('sha256');
+  for (const s of sortedValues(objs.services))
+    h.update(JSON.stringify([s.metadata.namespace, s.metadata.name, s.spec]));
+  for (const g of sortedValues(objs.referenceGrants))
+    h.update(JSON.stringify([g.metadata.namespace, g.metadata.name, g.spec]));
+  return h.digest('hex');
+}
+
+export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {}): TranslateResult {
+  const controllerName = opts.controllerName ?? DEFAULT_CONTROLLER;
+  const now = opts.now ?? new Date(0).toISOString().replace('.000Z', 'Z');
+  const objs = new ObjectSet(objects);
+  const classes = buildClasses(objs, controllerName, now);
+  const gateways = buildGateways(objs, classes, now);
+  const attachments = new Map<GatewayState, Attachment[]>();
+  for (const g of gateways.values()) attachments.set(g, []);
+  const statuses: ObjectStatus[] = [];
+  opts.cache?.reset(worldSignature(objs));
+
+  const routes: AnyRoute[] = [
+    ...[...objs.httpRoutes.values()].map((r) => ({ ...r, kind: 'HTTPRoute' as const })),
+    ...[...objs.grpcRoutes.values()].map((r) => ({ ...r, kind: 'GRPCRoute' as const })),
+  ].sort((a, b) => routeOrder(a, b) || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+
+  for (const [order, route] of routes.entries()) {
+    const rk = key(route.metadata.namespace, route.metadata.name);
+    const perPort = new Map<string, CompiledRule[]>();
+    let content: string | undefined;
+    const compile = (port: number, protocol: 'HTTP' | 'HTTPS'): CompiledRule[] => {
+      const pk = `${port}/${protocol}`;
+      let rules = perPort.get(pk);
+      if (!rules) {
+        const make = () => {
+          const list = Array.isArray(route.spec.rules) ? route.spec.rules : [];
+          const ctx = { objs, listenerPort: port, listenerProtocol: protocol };
+          return route.kind === 'HTTPRoute'
+            ? (list as NonNullable<typeof route.spec.rules>).map((r, i) =>
+                compileHTTPRule(route as never, r as never, i, ctx),
+              )
+            : (list as NonNullable<typeof route.spec.rules>).map((r, i) =>
+                compileGRPCRule(route as never, r as never, i, ctx),
+              );
+        };
+        if (opts.cache) {
+          content ??= JSON.stringify(route.spec);
+          rules = opts.cache.get(`${route.kind}/${rk}/${pk}`, content, make);
+        } else rules = make();
+        perPort.set(pk, rules);
+      }
+      return rules;
+    };
+    const parents: ParentStatus[] = attachRoute(
+      route,
+      order,
+      gateways,
+      controllerName,
+      now,
+      compile,
+      (gw, a) => attachments.get(gw)!.push(a),
+    );
+    if (parents.length) {
+      // keep other controllers' entries, replace ours
+      const prev = (route.status as { parents?: { controllerName?: string }[] } | undefined)?.parents;
+      const others = Array.isArray(prev) ? prev.filter((p) => p && p.controllerName !== controllerName) : [];
+      statuses.push({
+        apiVersion: `${GATEWAY_GROUP}/v1`,
+        kind: route.kind,
+        namespace: route.metadata.namespace,
+        name: route.metadata.name!,
+        status: { parents: [...(others as ParentStatus[]), ...parents] },
+      });
+    }
+  }
+
+  for (const c of classes.values()) {
+    statuses.push({
+      apiVersion: `${GATEWAY_GROUP}/v1`,
+      kind: 'GatewayClass',
+      name: c.cls.metadata.name!,
+      status: { conditions: c.conds.toArray() },
+    });
+  }
+  const irGateways: IRGateway[] = [];
+  for (const g of gateways.values()) {
+    const status: Record<string, unknown> = {};
+    if (opts.addresses?.length && g.accepted)
+      status.addresses = opts.addresses.map((value) => ({ type: 'IPAddress', value }));
+    status.conditions = g.conds.toArray();
+    if (g.listeners.length) {
+      status.listeners = g.listeners.map((l) => ({
+        name: l.name,
+        supportedKinds: l.supportedKinds.map((kind) => ({ group: GATEWAY_GROUP, kind })),
+        attachedRoutes: l.attachedRoutes,
+        conditions: l.conds.toArray() as Condition[],
+      }));
+    }
+    statuses.push({
+      apiVersion: `${GATEWAY_GROUP}/v1`,
+      kind: 'Gateway',
+      namespace: g.gw.metadata.namespace,
+      name: g.gw.metadata.name!,
+      status,
+    });
+    if (g.accepted) irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!));
+  }
+  statuses.sort((a, b) => {
+    const ka = `${a.kind}/${a.namespace ?? ''}/${a.name}`;
+    const kb = `${b.kind}/${b.namespace ?? ''}/${b.name}`;
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  });
+  return { ir: { gateways: irGateways }, statuses, rejected: objs.rejected };
+}
+
+function buildGatewayIR(objs: ObjectSet, g: GatewayState, atts: Attachment[]): IRGateway {
+  const ns = g.gw.metadata.namespace!;
+  const name = g.gw.metadata.name!;
+  const ready = g.listeners.filter((l) => l.ready);
+  const ports = [...new Set(ready.map((l) => l.port))].sort((a, b) => a - b);
+  const clusters = new Map<string, IRCluster>();
+  const secrets = new Map<string, IRSecret>();
+  const outPorts: IRPort[] = [];
+  for (const port of ports) {
+    const ls = ready.filter((l) => l.port === port);
+    const protocol = ls[0].protocol;
+    const tables: IRRouteTable[] = [];
+    if (protocol === 'HTTP') {
+      tables.push(buildTable(`route-${port}`, ls, ls, atts, clusters));
+    } else {
+      for (const l of [...ls].sort(
+        (a, b) => specificity(b.hostname) - specificity(a.hostname) || (a.name < b.name ? -1 : 1),
+      )) {
+        const t = buildTable(`route-${port}-${l.name}`, [l], ls, atts, clusters);
+        t.serverNames = l.hostname ? [l.hostname] : [];
+        t.certificates = l.certificates.map((c) => c.name);
+        for (const c of l.certificates) secrets.set(c.name, c);
+        tables.push(t);
+      }
+    }
+    outPorts.push({ port, protocol, tables });
+  }
+  // endpoints are read afresh here (compiled rules may come from the cache)
+  for (const c of clusters.values()) {
+    const [cns, svc, p] = c.name.split('/');
+    const sp = objs.services.get(key(cns, svc))?.spec?.ports?.find((x) => x.port === Number(p));
+    c.endpoints = endpointsOf(objs, cns, svc, sp?.name, sp?.targetPort);
+  }
+  const byName = <T extends { name: string }>(m: Map<string, T>) =>
+    [...m.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return {
+    namespace: ns,
+    name,
+    group: `${ns}/${name}`,
+    ports: outPorts,
+    clusters: byName(clusters),
+    secrets: byName(secrets),
+  };
+}
+
+/**
+ * One route table: virtual hosts per domain. For HTTP, listener isolation: a route's
+ * domain reached through a listener is dropped when a more specific listener on the same
+ * port also covers it, and every listener hostname gets a virtual host (empty: 404) so
+ * its requests never fall through to a less specific listener's routes.
+ */
+function buildTable(
+  name: string,
+  serve: ListenerState[],
+  portListeners: ListenerState[],
+  atts: Attachment[],
+  clusters: Map<string, IRCluster>,
+): IRRouteTable {
+  const domains = new Map<string, { r: IRRoute; order: number[] }[]>();
+  for (const l of serve) if (l.hostname) domains.set(l.hostname, []);
+  for (const a of atts) {
+    if (!serve.includes(a.listener)) continue;
+    for (const d of a.hostnames) {
+      const shadowed = portListeners.some(
+        (o) =>
+          o !== a.listener &&
+          o.hostname &&
+          specificity(o.hostname) > specificity(a.listener.hostname) &&
+          covers(o.hostname, d),
+      );
+      if (shadowed) continue;
+      const list = domains.get(d) ?? [];
+      domains.set(d, list);
+      for (const rule of a.rules) {
+        if (rule.error) continue;
+        for (const c of rule.clusters) if (!clusters.has(c.name)) clusters.set(c.name, { ...c });
+        for (const [j, r] of rule.routes.entries()) {
+          if (list.some((x) => x.r.name === r.name)) continue;
+          list.push({ r, order: [a.order, rule.index, j] });
+        }
+      }
+    }
+  }
+  const virtualHosts: IRVirtualHost[] = [...domains.keys()].sort().map((d) => ({
+    name: d,
+    domains: [d],
+    routes: domains
+      .get(d)!
+      .sort(compareRoutes)
+      .map((x) => x.r),
+  }));
+  return { name, listeners: serve.map((l) => l.name), serverNames: [], certificates: [], virtualHosts };
+}
