@@ -226,6 +226,7 @@ function compileFilters(
           port,
           path: pathModifier(r.path, `${w}.path`, matches),
           statusCode: code,
+          listenerProtocol: ctx.listenerProtocol,
         };
         break;
       }

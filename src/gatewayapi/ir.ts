@@ -85,6 +85,8 @@ export interface IRRedirect {
     | { type: 'ReplaceFullPath'; value: string }
     | { type: 'ReplacePrefixMatch'; value: string; prefix: string };
   statusCode: number;
+  /** protocol of the listener (the scheme when none is given) */
+  listenerProtocol: 'HTTP' | 'HTTPS';
 }
 
 export interface IRRewrite {

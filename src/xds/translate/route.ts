@@ -126,7 +126,10 @@ export function envoyRoute(r: IRRoute): JsonObject {
     const red: JsonObject = { response_code: REDIRECT_CODE[rd.statusCode] };
     if (rd.scheme) red.scheme_redirect = rd.scheme;
     if (rd.hostname) red.host_redirect = rd.hostname;
-    if (rd.port) red.port_redirect = rd.port;
+    // the spec: no port in Location for http:80 and https:443
+    const scheme = rd.scheme ?? (rd.listenerProtocol === 'HTTPS' ? 'https' : 'http');
+    if (rd.port && !((scheme === 'http' && rd.port === 80) || (scheme === 'https' && rd.port === 443)))
+      red.port_redirect = rd.port;
     if (rd.path) Object.assign(red, pathRewrite(rd.path, true));
     out.redirect = red;
   } else if (a.type === 'direct') {
