@@ -198,7 +198,17 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
   // signalbox logs at info: 'snapshot set from folder' carries the time the change was set
   const sb = spawn(
     process.execPath,
-    [CLI, 'serve', '--envoy-dir', dir, '--xds-address', `127.0.0.1:${xdsPort}`, '--debug-address', ''],
+    [
+      ...(process.env.FANOUT_SIGNALBOX_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      CLI,
+      'serve',
+      '--envoy-dir',
+      dir,
+      '--xds-address',
+      `127.0.0.1:${xdsPort}`,
+      '--debug-address',
+      '',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SIGNALBOX_LOG_LEVEL: 'info' } },
   );
   const setTimes: number[] = [];
