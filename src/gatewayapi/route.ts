@@ -49,7 +49,14 @@ export function attachRoute(
   const out: ParentStatus[] = [];
   const refs: ParentRef[] = Array.isArray(route.spec.parentRefs) ? route.spec.parentRefs : [];
   const hostnames: unknown[] = Array.isArray(route.spec.hostnames) ? route.spec.hostnames : [];
-  const badHost = hostnames.map((h) => hostnameError(h)).find((e) => e);
+  const spec = route.spec as { hostnames?: unknown; rules?: unknown };
+  let badHost = hostnames.map((h) => hostnameError(h)).find((e) => e);
+  if (spec.hostnames !== undefined && !Array.isArray(spec.hostnames)) badHost = 'must be a list';
+  if (hostnames.length > 16) badHost = 'more than 16 hostnames';
+  let badRules: string | undefined;
+  if (spec.rules !== undefined && !Array.isArray(spec.rules)) badRules = 'spec.rules must be a list';
+  else if (Array.isArray(spec.rules) && spec.rules.length > 64)
+    badRules = 'spec.rules has more than 64 rules';
   const seenRefs = new Set<string>();
   for (const ref of refs) {
     if (!ref || typeof ref !== 'object') continue;
@@ -116,6 +123,12 @@ export function attachRoute(
         reason: Reason.UnsupportedValue,
         message: `spec.hostnames: ${badHost}`,
       });
+      resolved([]);
+      finish();
+      continue;
+    }
+    if (badRules) {
+      conds.set({ type: Cond.Accepted, status: false, reason: Reason.UnsupportedValue, message: badRules });
       resolved([]);
       finish();
       continue;

@@ -193,7 +193,9 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
     const kb = `${b.kind}/${b.namespace ?? ''}/${b.name}`;
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   });
-  return { ir: { gateways: irGateways }, statuses, rejected: objs.rejected };
+  const rk = (r: Rejected) => JSON.stringify([r.kind, r.namespace ?? '', r.name ?? '', r.reason]);
+  const rejected = [...objs.rejected].sort((a, b) => (rk(a) < rk(b) ? -1 : rk(a) > rk(b) ? 1 : 0));
+  return { ir: { gateways: irGateways }, statuses, rejected };
 }
 
 function buildGatewayIR(objs: ObjectSet, g: GatewayState, atts: Attachment[]): IRGateway {

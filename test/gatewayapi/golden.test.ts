@@ -51,4 +51,17 @@ describe('golden translation', () => {
     expect(list.reduce((n, c) => n + c.json.length, 0)).toBeGreaterThan(50);
     expect(validateCases(list)).toEqual([]);
   }, 120_000);
+
+  test('the judge can say no: a route with an invalid RE2 is rejected and named', () => {
+    const good = outputs.get('gateway-basic-http')!.json;
+    const bad = JSON.parse(JSON.stringify(good)) as typeof good;
+    const vh = (bad[0].routes[0].virtual_hosts as { routes: { match: Record<string, unknown> }[] }[])[0];
+    vh.routes[0].match = { safe_regex: { regex: '(' } };
+    const rejected = validateCases([
+      { name: 'good', json: good },
+      { name: 'bad', json: bad },
+    ]);
+    expect(rejected.map((r) => r.name)).toEqual(['bad']);
+    expect(rejected[0].output).toMatch(/regex|missing/i);
+  }, 60_000);
 });
