@@ -15,6 +15,7 @@
  *
  *   node dist/bench/fanout.js [--streams 1000] [--baseline 10] [--per-channel 10]
  *                             [--modes sotw,delta] [--trials 3]
+ *                             [--change swap|route]
  */
 import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -45,10 +46,28 @@ const { values: args } = parseArgs({
     'per-channel': { type: 'string', default: '10' },
     modes: { type: 'string', default: 'sotw,delta' },
     trials: { type: 'string', default: '3' },
+    change: { type: 'string', default: 'swap' },
   },
 });
 
-function config(active: string): string {
+function clusterYaml(name: string): string {
+  return `---
+"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+name: ${name}
+type: EDS
+connect_timeout: 1s
+eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
+---
+"@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+cluster_name: ${name}
+endpoints:
+  - lb_endpoints:
+      - endpoint: { address: { socket_address: { address: 127.0.0.2, port_value: 18080 } } }
+`;
+}
+
+/** clusters: the clusters served (with their endpoints); the route points at `active`. */
+function config(active: string, clusters: string[] = [active]): string {
   return `# fan-out benchmark: listener → route main → cluster ${active}
 "@type": type.googleapis.com/envoy.config.listener.v3.Listener
 name: http
@@ -72,20 +91,11 @@ virtual_hosts:
     routes:
       - match: { prefix: / }
         route: { cluster: ${active}, timeout: 5s }
----
-"@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
-name: ${active}
-type: EDS
-connect_timeout: 1s
-eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
----
-"@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
-cluster_name: ${active}
-endpoints:
-  - lb_endpoints:
-      - endpoint: { address: { socket_address: { address: 127.0.0.2, port_value: 18080 } } }
-`;
+${clusters.map((c) => clusterYaml(c)).join('')}`;
 }
+
+/** swap: only the active cluster exists (a new one comes, the old goes); route: both stay, only RDS changes. */
+const clustersFor = (active: string): string[] => (args.change === 'route' ? ['echo-a', 'echo-b'] : [active]);
 
 function targetFor(dir: string): Target {
   const { resources, errors } = loadGroup(protoRegistry(), dir, GROUP);
@@ -192,7 +202,7 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
   const file = join(gdir, 'resources.yaml');
   // written in place: the folder provider's recursive fs.watch (node 20, Linux) loses a file
   // that is replaced by rename, so an atomic rename-over would go unnoticed
-  const write = (active: string) => writeFileSync(file, config(active));
+  const write = (active: string) => writeFileSync(file, config(active, clustersFor(active)));
   write('echo-a');
   const xdsPort = await freePort();
   // signalbox logs at info: 'snapshot set from folder' carries the time the change was set
@@ -257,7 +267,7 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
       const next = i % 2 === 0 ? 'echo-b' : 'echo-a';
       // the target: what the folder will hold after the change
       const probe = mkdtempSync(join(tmpdir(), 'signalbox-fanout-target-'));
-      writeFileSync(join(probe, 'r.yaml'), config(next));
+      writeFileSync(join(probe, 'r.yaml'), config(next, clustersFor(next)));
       const target = targetFor(probe);
       rmSync(probe, { recursive: true, force: true });
       send({ cmd: 'expect', target, timeoutMs: 30_000 });
@@ -273,6 +283,8 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
       const done = await waitMsg(clients, 'done', 40_000);
       clearInterval(sampler);
       const after = usage(pid);
+      // signalbox's log line may come after the clients' report: wait for it a little
+      for (let w = 0; w < 100 && setTimes.length <= nSet; w++) await new Promise((r) => setTimeout(r, 20));
       const tSet = setTimes.length > nSet ? setTimes[nSet] : NaN;
       const ok = done.times.filter((t): t is number => t !== null);
       res.trials.push({
@@ -336,8 +348,8 @@ async function main(): Promise<void> {
       .join(' ')} on ${cpus().length} cores (shared)`,
   );
   console.log(
-    `fan-out: one group, change = backend swap (CDS+ EDS+ RDS CDS- EDS-), ${perChannel} streams per HTTP/2 connection, ` +
-      `clients in a second process; times are until a stream ACKed the new CDS, EDS and RDS`,
+    `fan-out: one group, change = ${args.change === 'route' ? 'route only (RDS)' : 'backend swap (CDS+ EDS+ RDS CDS- EDS-)'}, ${perChannel} streams per HTTP/2 connection, ` +
+      `clients in a second process; times are until a stream held and ACKed the new version of every changed type`,
   );
   const deadline = setTimeout(() => {
     console.error('fan-out benchmark: overall time limit (5 min) reached');
