@@ -94,7 +94,7 @@ export function resolveBackend(
     cluster: {
       name,
       protocol: h2 ? 'h2c' : 'http1',
-      endpoints: endpointsOf(objs, ns, ref.name, sp.name, sp.targetPort),
+      endpoints: [], // filled in once per cluster when the Gateway IR is assembled
     },
   };
 }

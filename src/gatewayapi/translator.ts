@@ -127,7 +127,10 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
               );
         };
         if (opts.cache) {
-          content ??= JSON.stringify(route.spec);
+          // the API server changes resourceVersion on every write; without one, the spec itself
+          content ??= route.metadata.resourceVersion
+            ? `rv:${route.metadata.resourceVersion}`
+            : JSON.stringify(route.spec);
           rules = opts.cache.get(`${route.kind}/${rk}/${pk}`, content, make);
         } else rules = make();
         perPort.set(pk, rules);
@@ -257,25 +260,30 @@ function buildTable(
   clusters: Map<string, IRCluster>,
 ): IRRouteTable {
   const domains = new Map<string, { r: IRRoute; order: number[] }[]>();
+  const names = new Map<string, Set<string>>();
+  const serving = new Set(serve);
+  const others = portListeners.filter((o) => o.hostname);
   for (const l of serve) if (l.hostname) domains.set(l.hostname, []);
   for (const a of atts) {
-    if (!serve.includes(a.listener)) continue;
+    if (!serving.has(a.listener)) continue;
     for (const d of a.hostnames) {
-      const shadowed = portListeners.some(
+      const shadowed = others.some(
         (o) =>
           o !== a.listener &&
-          o.hostname &&
           specificity(o.hostname) > specificity(a.listener.hostname) &&
-          covers(o.hostname, d),
+          covers(o.hostname!, d),
       );
       if (shadowed) continue;
-      const list = domains.get(d) ?? [];
-      domains.set(d, list);
+      let list = domains.get(d);
+      if (!list) domains.set(d, (list = []));
+      let seen = names.get(d);
+      if (!seen) names.set(d, (seen = new Set()));
       for (const rule of a.rules) {
         if (rule.error) continue;
         for (const c of rule.clusters) if (!clusters.has(c.name)) clusters.set(c.name, { ...c });
         for (const [j, r] of rule.routes.entries()) {
-          if (list.some((x) => x.r.name === r.name)) continue;
+          if (seen.has(r.name)) continue;
+          seen.add(r.name);
           list.push({ r, order: [a.order, rule.index, j] });
         }
       }

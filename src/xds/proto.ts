@@ -126,10 +126,16 @@ export class ProtoRegistry {
     return new ProtoRegistry(root);
   }
 
+  private readonly typeCache = new Map<string, protobuf.Type>();
+
   type(fullName: string): protobuf.Type {
+    const cached = this.typeCache.get(fullName);
+    if (cached) return cached;
     const name = fullName.startsWith(TYPE_PREFIX) ? fullName.slice(TYPE_PREFIX.length) : fullName;
     try {
-      return this.root.lookupType(name);
+      const t = this.root.lookupType(name);
+      this.typeCache.set(fullName, t);
+      return t;
     } catch {
       throw new ProtoError(`unknown proto type ${name}`);
     }

@@ -5,19 +5,148 @@
  * `<ns>/<service>/<port>`, Secret `<ns>/<secret>`, route entries
  * `<kind>/<ns>/<name>/rule/<i>/match/<j>`.
  */
-import type { IR, IRGateway } from '../../gatewayapi/ir.js';
+import protobuf from 'protobufjs';
+import type { IR, IRGateway, IRRoute, IRRouteTable } from '../../gatewayapi/ir.js';
 import type { JsonObject, ProtoRegistry } from '../proto.js';
-import { TypeUrl, makeResource } from '../resource.js';
-import type { Resource } from '../resource.js';
+import { TypeUrl, hashBytes, makeResource } from '../resource.js';
+import type { Deps, Resource } from '../resource.js';
 import { Snapshot } from '../cache/snapshot.js';
 import type { SnapshotCache } from '../cache/cache.js';
 import { envoyCluster, envoyLoadAssignment, envoySecret } from './cluster.js';
 import { envoyListener } from './listener.js';
-import { envoyRouteConfiguration } from './route.js';
+import { envoyRoute, envoyRouteConfiguration } from './route.js';
 
 export interface EnvoyOptions {
   /** address Envoy listeners bind: 0.0.0.0 in production, 127.0.0.1 in tests */
   bindAddress?: string;
+  /** reuse encodings of unchanged routes, clusters and endpoints across calls */
+  cache?: EnvoyCache;
+}
+
+/**
+ * Encodings kept across translations: each Envoy route entry per IR route object (the
+ * gatewayapi RouteCache hands back the same objects for unchanged routes), and whole
+ * resources by content. Entries not used by the latest call are dropped.
+ */
+export class EnvoyCache {
+  hits = 0;
+  misses = 0;
+  private routes = new WeakMap<IRRoute, { json: JsonObject; bytes: Uint8Array }>();
+  private cur = new Map<string, Resource>();
+  private prev = new Map<string, Resource>();
+
+  route(reg: ProtoRegistry, r: IRRoute): { json: JsonObject; bytes: Uint8Array } {
+    let e = this.routes.get(r);
+    if (e) this.hits++;
+    else {
+      this.misses++;
+      const json = envoyRoute(r);
+      e = { json, bytes: reg.encode('envoy.config.route.v3.Route', json, `route ${r.name}`) };
+      this.routes.set(r, e);
+    }
+    return e;
+  }
+
+  resource(reg: ProtoRegistry, t: TypeUrl, json: JsonObject): Resource {
+    const k = `${t}\0${JSON.stringify(json)}`;
+    let r = this.cur.get(k) ?? this.prev.get(k);
+    if (r) this.hits++;
+    else {
+      this.misses++;
+      r = makeResource(reg, t, json);
+    }
+    this.cur.set(k, r);
+    return r;
+  }
+
+  /** Start a new generation: what the previous call did not use is forgotten. */
+  sweep(): void {
+    this.prev = this.cur;
+    this.cur = new Map();
+  }
+}
+
+function uniquePush(set: Set<string>, v: unknown): void {
+  if (typeof v === 'string' && v) set.add(v);
+}
+
+/**
+ * A RouteConfiguration assembled from per-route encodings. Fields are written in field
+ * number order, as protobufjs writes them, so the bytes (and so the version) equal those
+ * of encoding the whole message at once (test/gatewayapi/envoycache.test.ts checks this).
+ */
+export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, cache: EnvoyCache): Resource {
+  const RC = 'envoy.config.route.v3.RouteConfiguration';
+  const head = reg.encode(RC, { name: t.name });
+  const parts: Uint8Array[] = [head];
+  const vhJson: JsonObject[] = [];
+  const clusters = new Set<string>();
+  for (const vh of t.virtualHosts) {
+    const vw = protobuf.Writer.create();
+    const routes: JsonObject[] = [];
+    for (const r of vh.routes) {
+      const e = cache.route(reg, r);
+      vw.uint32((3 << 3) | 2).bytes(e.bytes);
+      routes.push(e.json);
+      const ra = e.json.route as JsonObject | undefined;
+      if (ra) {
+        uniquePush(clusters, ra.cluster);
+        const wc = ra.weighted_clusters as { clusters?: { name?: string }[] } | undefined;
+        for (const c of wc?.clusters ?? []) uniquePush(clusters, c.name);
+        for (const m of (ra.request_mirror_policies as { cluster?: string }[] | undefined) ?? [])
+          uniquePush(clusters, m.cluster);
+      }
+    }
+    const vhHead = reg.encode('envoy.config.route.v3.VirtualHost', { name: vh.name, domains: vh.domains });
+    const body = vw.finish();
+    const vhBytes = new Uint8Array(vhHead.length + body.length);
+    vhBytes.set(vhHead, 0);
+    vhBytes.set(body, vhHead.length);
+    const ow = protobuf.Writer.create();
+    ow.uint32((2 << 3) | 2).bytes(vhBytes);
+    parts.push(ow.finish());
+    vhJson.push({ name: vh.name, domains: vh.domains, routes });
+  }
+  const json = envoyRouteConfiguration({ ...t, virtualHosts: [] });
+  json.virtual_hosts = vhJson;
+  const tail = reg.encode(RC, {
+    validate_clusters: json.validate_clusters,
+    ignore_port_in_host_matching: json.ignore_port_in_host_matching,
+  });
+  parts.push(tail);
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  const bytes = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    bytes.set(p, off);
+    off += p.length;
+  }
+  const deps: Deps = { clusters: [...clusters], endpoints: [], routes: [], secrets: [] };
+  return {
+    typeUrl: TypeUrl.Route,
+    name: t.name,
+    bytes,
+    hash: hashBytes(TypeUrl.Route, '\0', bytes),
+    deps,
+    json,
+  };
+}
+
+/** Like gatewayResources, but reusing the cache's encodings. */
+export function gatewayResourcesCached(
+  reg: ProtoRegistry,
+  gw: IRGateway,
+  j: GatewayJson,
+  cache: EnvoyCache,
+): Resource[] {
+  const tables = gw.ports.flatMap((p) => p.tables);
+  return [
+    ...j.listeners.map((x) => cache.resource(reg, TypeUrl.Listener, x)),
+    ...tables.map((t) => routeConfigurationResource(reg, t, cache)),
+    ...j.clusters.map((x) => cache.resource(reg, TypeUrl.Cluster, x)),
+    ...j.endpoints.map((x) => cache.resource(reg, TypeUrl.Endpoint, x)),
+    ...j.secrets.map((x) => cache.resource(reg, TypeUrl.Secret, x)),
+  ];
 }
 
 /** The Envoy resources of one Gateway as proto3 JSON, by type, in name order. */
@@ -30,12 +159,12 @@ export interface GatewayJson {
   secrets: JsonObject[];
 }
 
-export function gatewayJson(gw: IRGateway, o: EnvoyOptions = {}): GatewayJson {
+export function gatewayJson(gw: IRGateway, o: EnvoyOptions = {}, withRoutes = true): GatewayJson {
   const bind = o.bindAddress ?? '0.0.0.0';
   return {
     group: gw.group,
     listeners: gw.ports.map((p) => envoyListener(p, bind)),
-    routes: gw.ports.flatMap((p) => p.tables.map((t) => envoyRouteConfiguration(t))),
+    routes: withRoutes ? gw.ports.flatMap((p) => p.tables.map((t) => envoyRouteConfiguration(t))) : [],
     clusters: gw.clusters.map(envoyCluster),
     endpoints: gw.clusters.map(envoyLoadAssignment),
     secrets: gw.secrets.map(envoySecret),
@@ -55,7 +184,13 @@ export function gatewayResources(reg: ProtoRegistry, j: GatewayJson): Resource[]
 /** One Snapshot per Gateway of the IR, keyed by node group. */
 export function snapshots(reg: ProtoRegistry, ir: IR, o: EnvoyOptions = {}): Map<string, Snapshot> {
   const out = new Map<string, Snapshot>();
-  for (const gw of ir.gateways) out.set(gw.group, new Snapshot(gatewayResources(reg, gatewayJson(gw, o))));
+  const cache = o.cache;
+  for (const gw of ir.gateways) {
+    // without a cache: a fresh one, so route configurations are still assembled per route
+    const res = gatewayResourcesCached(reg, gw, gatewayJson(gw, o, false), cache ?? new EnvoyCache());
+    out.set(gw.group, new Snapshot(res));
+  }
+  cache?.sweep();
   return out;
 }
 
