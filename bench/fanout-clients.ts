@@ -7,37 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { AdsStream, makeClients, matches } from './ads-client.js';
-import type { Mode, Target } from './ads-client.js';
-
-export interface StartMsg {
-  cmd: 'start';
-  port: number;
-  mode: Mode;
-  streams: number;
-  perChannel: number;
-  group: string;
-  target: Target;
-  timeoutMs: number;
-}
-export interface ExpectMsg {
-  cmd: 'expect';
-  target: Target;
-  timeoutMs: number;
-}
-export type ToClients = StartMsg | ExpectMsg | { cmd: 'stop' };
-export type FromClients =
-  | { ev: 'ready'; ms: number; streams: number; channels: number }
-  | { ev: 'armed' }
-  | {
-      ev: 'done';
-      times: (number | null)[];
-      responses: number;
-      bytes: number;
-      errors: string[];
-      /** CPU seconds this (client) process used from arming until done */
-      cpuS: number;
-    }
-  | { ev: 'error'; message: string };
+import type { Target } from './ads-client.js';
+import type { FromClients, ToClients } from './ipc.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const send = (m: FromClients) => process.send?.(m);

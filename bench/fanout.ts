@@ -18,7 +18,6 @@
  *                             [--change swap|route]
  */
 import { fork, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -30,7 +29,8 @@ import { loadGroup } from '../src/provider/envoyfolder.js';
 import { protoRegistry } from '../src/xds/proto.js';
 import { targetOf } from './ads-client.js';
 import type { Mode, Target } from './ads-client.js';
-import type { FromClients, ToClients } from './fanout-clients.js';
+import { waitMsg } from './ipc.js';
+import type { ToClients } from './ipc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -150,28 +150,6 @@ function usage(pid: number): ProcUsage {
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-function waitMsg<T extends FromClients['ev']>(
-  c: ChildProcess,
-  ev: T,
-  timeoutMs: number,
-): Promise<Extract<FromClients, { ev: T }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      c.off('message', on);
-      reject(new Error(`clients: no "${ev}" within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const on = (m: FromClients) => {
-      if (m.ev === ev || m.ev === 'error') {
-        clearTimeout(timer);
-        c.off('message', on);
-        if (m.ev === 'error') reject(new Error(`clients: ${m.message}`));
-        else resolve(m as Extract<FromClients, { ev: T }>);
-      }
-    };
-    c.on('message', on);
-  });
 }
 
 export interface TrialResult {

@@ -14,9 +14,16 @@
  * Counts the encoded bytes of the responses the client received for the change (per type),
  * and signalbox's own count (signalbox_xds_pushed_bytes_total), which must agree.
  *
+ * Then the same change at scale: K streams (from a second process, bench/fanout-clients.ts)
+ * holding shape B, and the CPU signalbox (this process) spends per stream on the change.
+ *
  *   node dist/bench/wire-bytes.js [--routes 10000] [--shapes A,B] [--modes sotw,delta]
+ *                                 [--scale-streams 20]   (0: skip)
  */
+import { fork } from 'node:child_process';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startApp } from '../src/app.js';
 import type { App } from '../src/app.js';
@@ -28,12 +35,17 @@ import type { Resource } from '../src/xds/resource.js';
 import { cla, cluster, listener, res } from '../e2e/harness/resources.js';
 import { AdsStream, makeClients, matches, targetOf } from './ads-client.js';
 import type { Mode } from './ads-client.js';
+import { waitMsg } from './ipc.js';
+import type { ToClients } from './ipc.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 const { values: args } = parseArgs({
   options: {
     routes: { type: 'string', default: '10000' },
     shapes: { type: 'string', default: 'A,B' },
     modes: { type: 'string', default: 'sotw,delta' },
+    'scale-streams': { type: 'string', default: '20' },
   },
 });
 const N = Number(args.routes);
@@ -229,6 +241,59 @@ async function measure(mode: Mode, before: Resource[], after: Resource[]): Promi
   }
 }
 
+/** K streams in a second process hold `before`; one change; signalbox (this process) CPU and times. */
+async function atScale(mode: Mode, before: Resource[], after: Resource[], streams: number) {
+  const app = await startApp({ log: silentLogger(), xdsAddress: '127.0.0.1:0', stepTimeoutMs: 60_000 });
+  const clients = fork(join(here, 'fanout-clients.js'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const send = (m: ToClients) => clients.send(m);
+  try {
+    app.cache.setSnapshot(GROUP, new Snapshot(before));
+    const c0 = process.cpuUsage();
+    send({
+      cmd: 'start',
+      port: app.xdsPort,
+      mode,
+      streams,
+      perChannel: 1,
+      group: GROUP,
+      target: targetOf(before),
+      timeoutMs: 120_000,
+    });
+    const ready = await waitMsg(clients, 'ready', 130_000);
+    const c1 = process.cpuUsage(c0);
+    send({ cmd: 'expect', target: targetOf(after), timeoutMs: 90_000 });
+    await waitMsg(clients, 'armed', 10_000);
+    const next = new Snapshot(after);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.timeOrigin + performance.now();
+    app.cache.setSnapshot(GROUP, next);
+    const done = await waitMsg(clients, 'done', 100_000);
+    const cpu = process.cpuUsage(cpu0);
+    const ms = done.times
+      .filter((t): t is number => t !== null)
+      .map((t) => t - t0)
+      .sort((a, b) => a - b);
+    return {
+      connectMs: ready.ms,
+      connectCpuMs: (c1.user + c1.system) / 1000,
+      ms,
+      missing: done.times.length - ms.length,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      bytes: done.bytes,
+    };
+  } finally {
+    try {
+      send({ cmd: 'stop' });
+    } catch {
+      /* gone */
+    }
+    setTimeout(() => clients.kill('SIGKILL'), 2000).unref();
+    await app.close();
+  }
+}
+
 const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 const types = (p: PerType, r?: PerType) =>
   ['CDS', 'EDS', 'LDS', 'RDS'].map((t) => `${t} ${p[t] ?? 0}${r ? ` (${r[t] ?? 0} resp)` : ''}`).join(', ');
@@ -267,6 +332,24 @@ async function main(): Promise<void> {
     const s = sum(out.sotw?.client ?? {});
     const d = sum(out.delta?.client ?? {});
     if (s && d) console.log(`  SotW / delta = ${(s / d).toFixed(1)}x (${s} / ${d} bytes)`);
+  }
+  const K = Number(args['scale-streams']);
+  if (K > 0) {
+    console.log(
+      `at scale: ${K} streams (one HTTP/2 connection each, second process) hold shape B; the same one-route change; ` +
+        `signalbox CPU is this process's (the clients run elsewhere)`,
+    );
+    const before = shapeB(false);
+    const after = shapeB(true);
+    for (const mode of String(args.modes).split(',') as Mode[]) {
+      const r = await atScale(mode, before, after, K);
+      const p = (q: number) => r.ms[Math.min(r.ms.length - 1, Math.ceil((q / 100) * r.ms.length) - 1)];
+      console.log(
+        `  ${mode.padEnd(5)} initial config to all ${K}: ${r.connectMs.toFixed(0)} ms (signalbox CPU ${r.connectCpuMs.toFixed(0)} ms); ` +
+          `change: p50 ${p(50).toFixed(0)} ms, max ${p(100).toFixed(0)} ms, not done ${r.missing}; ` +
+          `signalbox CPU ${r.cpuMs.toFixed(0)} ms = ${(r.cpuMs / K).toFixed(0)} ms per stream; ${kib(r.bytes)} received in all`,
+      );
+    }
   }
 }
 
