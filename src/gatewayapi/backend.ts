@@ -7,6 +7,7 @@ import type { IRCluster, IREndpoint } from './ir.js';
 import { refPermitted } from './referencegrant.js';
 import { Reason } from './status.js';
 import { key } from './types.js';
+import type { EndpointSlice } from './types.js';
 
 export interface BackendRefLike {
   group?: string;
@@ -103,6 +104,54 @@ export function resolveBackend(
  * Endpoints of a Service port from its EndpointSlices: ready endpoints; when none is
  * ready, the serving (terminating) ones, as kube-proxy does. Sorted and deduplicated.
  */
+interface SliceEndpoint {
+  address: string;
+  port: number;
+  ready: boolean;
+}
+
+/** Parsed endpoints of one EndpointSlice for one port name (cached by slice object). */
+const parsed = new WeakMap<object, Map<string, SliceEndpoint[]>>();
+
+function sliceEndpoints(
+  s: EndpointSlice,
+  portName: string | undefined,
+  targetPort: number | string | undefined,
+): SliceEndpoint[] {
+  const pk = `${portName ?? ''}\0${String(targetPort)}`;
+  let byPort = parsed.get(s);
+  const hit = byPort?.get(pk);
+  if (hit) return hit;
+  const out: SliceEndpoint[] = [];
+  if (!s.addressType || s.addressType === 'IPv4' || s.addressType === 'IPv6') {
+    const ports = Array.isArray(s.ports) ? s.ports : [];
+    let port: number | undefined;
+    const p = ports.find((x) => x && (x.name ?? '') === (portName ?? ''));
+    if (p && typeof p.port === 'number') port = p.port;
+    else if (ports.length === 0 && typeof targetPort === 'number') port = targetPort;
+    if (port && port >= 1 && port <= 65535) {
+      for (const e of Array.isArray(s.endpoints) ? s.endpoints : []) {
+        if (!e || !Array.isArray(e.addresses)) continue;
+        const c = e.conditions ?? {};
+        const ready = c.ready !== false; // nil means ready
+        const serving = c.serving ?? ready;
+        if (!ready && !serving) continue;
+        for (const a of e.addresses) {
+          if (typeof a !== 'string' || !/^[0-9a-fA-F:.]+$/.test(a)) continue;
+          out.push({ address: a, port, ready });
+        }
+      }
+    }
+  }
+  if (!byPort) parsed.set(s, (byPort = new Map()));
+  byPort.set(pk, out);
+  return out;
+}
+
+/**
+ * Endpoints of a Service port from its EndpointSlices: ready endpoints; when none is
+ * ready, the serving (terminating) ones, as kube-proxy does. Sorted and deduplicated.
+ */
 export function endpointsOf(
   objs: ObjectSet,
   ns: string,
@@ -112,25 +161,10 @@ export function endpointsOf(
 ): IREndpoint[] {
   const seen = new Map<string, IREndpoint>();
   for (const s of objs.endpointSlicesByService.get(key(ns, svc)) ?? []) {
-    if (s.addressType && s.addressType !== 'IPv4' && s.addressType !== 'IPv6') continue;
-    const ports = Array.isArray(s.ports) ? s.ports : [];
-    let port: number | undefined;
-    const p = ports.find((x) => x && (x.name ?? '') === (portName ?? ''));
-    if (p && typeof p.port === 'number') port = p.port;
-    else if (ports.length === 0 && typeof targetPort === 'number') port = targetPort;
-    if (!port || port < 1 || port > 65535) continue;
-    for (const e of Array.isArray(s.endpoints) ? s.endpoints : []) {
-      if (!e || !Array.isArray(e.addresses)) continue;
-      const c = e.conditions ?? {};
-      const ready = c.ready !== false; // nil means ready
-      const serving = c.serving ?? ready;
-      if (!ready && !serving) continue;
-      for (const a of e.addresses) {
-        if (typeof a !== 'string' || !/^[0-9a-fA-F:.]+$/.test(a)) continue;
-        const k = `${a}:${port}`;
-        const prev = seen.get(k);
-        if (!prev || (!prev.ready && ready)) seen.set(k, { address: a, port, ready });
-      }
+    for (const e of sliceEndpoints(s, portName, targetPort)) {
+      const k = `${e.address}:${e.port}`;
+      const prev = seen.get(k);
+      if (!prev || (!prev.ready && e.ready)) seen.set(k, { ...e });
     }
   }
   const all = [...seen.values()];

@@ -65,7 +65,9 @@ export class ObjectSet {
         this.rejected.push({ kind, name, reason: 'metadata.namespace invalid' });
         continue;
       }
-      const obj = { ...o, metadata: { ...md, name, namespace: cluster ? undefined : ns } };
+      // keep the caller's object when it is already normalised (callers' caches key on identity)
+      const normal = cluster ? md?.namespace === undefined : md?.namespace === ns;
+      const obj = normal ? o : { ...o, metadata: { ...md, name, namespace: cluster ? undefined : ns } };
       const k = key(ns, name);
       const needsSpec = (): boolean => {
         if (!obj.spec || typeof obj.spec !== 'object' || Array.isArray(obj.spec)) {

@@ -236,12 +236,10 @@ const PATH_RANK = { Exact: 0, RegularExpression: 1, Prefix: 2 } as const;
  * The spec's precedence of matches across rules and routes: Exact path, then longest
  * prefix (RegularExpression, implementation-specific, sits between them, longest first),
  * then method, most header matches, most query matches; ties go to the older route, then
- * `<namespace>/<name>` order, then rule and match order (`order` carries all three).
+ * `<namespace>/<name>` order, then rule and match order (`order` encodes all three:
+ * route position × 4096 + rule index × 64 + match index; rules and matches are capped at 64).
  */
-export function compareRoutes(
-  a: { r: IRRoute; order: number[] },
-  b: { r: IRRoute; order: number[] },
-): number {
+export function compareRoutes(a: { r: IRRoute; order: number }, b: { r: IRRoute; order: number }): number {
   const pa = a.r.match.path;
   const pb = b.r.match.path;
   if (PATH_RANK[pa.type] !== PATH_RANK[pb.type]) return PATH_RANK[pa.type] - PATH_RANK[pb.type];
@@ -253,7 +251,5 @@ export function compareRoutes(
     return b.r.match.headers.length - a.r.match.headers.length;
   if (a.r.match.queryParams.length !== b.r.match.queryParams.length)
     return b.r.match.queryParams.length - a.r.match.queryParams.length;
-  for (let i = 0; i < Math.min(a.order.length, b.order.length); i++)
-    if (a.order[i] !== b.order[i]) return a.order[i] - b.order[i];
-  return 0;
+  return a.order - b.order;
 }

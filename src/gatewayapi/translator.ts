@@ -22,7 +22,7 @@ import type {
   IRVirtualHost,
 } from './ir.js';
 import type { ListenerState } from './listener.js';
-import { ObjectSet, routeOrder, sortedValues } from './objects.js';
+import { ObjectSet, sortedValues } from './objects.js';
 import type { Rejected } from './objects.js';
 import { attachRoute, compareRoutes } from './route.js';
 import type { AnyRoute, Attachment, ParentStatus } from './route.js';
@@ -53,6 +53,32 @@ export interface TranslateResult {
   rejected: Rejected[];
 }
 
+interface CachedAttach {
+  key: string;
+  parents: ParentStatus[];
+  atts: { gw: string; listener: string; hostnames: string[] }[];
+}
+
+/** What route attachment depends on besides the route: Gateways, their listeners' state, namespaces. */
+function gatewaySignature(gateways: Map<string, GatewayState>, objs: ObjectSet, world: string): string {
+  const h = createHash('sha256');
+  h.update(world);
+  for (const g of gateways.values()) {
+    h.update(
+      JSON.stringify([
+        g.key,
+        g.accepted,
+        g.gw.metadata.generation,
+        g.gw.spec,
+        g.listeners.map((l) => [l.name, l.ready]),
+      ]),
+    );
+  }
+  for (const n of sortedValues(objs.namespaces))
+    h.update(JSON.stringify([n.metadata.name, n.metadata.labels]));
+  return h.digest('hex');
+}
+
 /**
  * Cache of compiled route rules, keyed by route identity, content and listener port; it
  * is dropped whole when any Service or ReferenceGrant changes (backend validity depends
@@ -63,6 +89,19 @@ export class RouteCache {
   private readonly m = new Map<string, { content: string; rules: CompiledRule[] }>();
   hits = 0;
   misses = 0;
+  /** sorted routes per virtual host (`<table>\0<domain>`), from the previous and the current call */
+  vhosts = new Map<string, { input: { r: IRRoute; order: number }[]; sorted: IRRoute[] }>();
+  vhostsNext = new Map<string, { input: { r: IRRoute; order: number }[]; sorted: IRRoute[] }>();
+  /** attachment results and parent statuses per route, valid for one content + Gateway state + `now` */
+  attach = new Map<string, CachedAttach>();
+  attachNext = new Map<string, CachedAttach>();
+  /** called at the end of a translation */
+  rotate(): void {
+    this.vhosts = this.vhostsNext;
+    this.vhostsNext = new Map();
+    this.attach = this.attachNext;
+    this.attachNext = new Map();
+  }
   reset(sig: string): void {
     if (sig !== this.sig) {
       this.m.clear();
@@ -100,12 +139,22 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const attachments = new Map<GatewayState, Attachment[]>();
   for (const g of gateways.values()) attachments.set(g, []);
   const statuses: ObjectStatus[] = [];
-  opts.cache?.reset(worldSignature(objs));
+  const world = opts.cache ? worldSignature(objs) : '';
+  opts.cache?.reset(world);
+  const gwSig = opts.cache ? gatewaySignature(gateways, objs, world) : '';
 
+  // the spec's order: oldest first, then <namespace>/<name> (keys computed once)
   const routes: AnyRoute[] = [
     ...[...objs.httpRoutes.values()].map((r) => ({ ...r, kind: 'HTTPRoute' as const })),
     ...[...objs.grpcRoutes.values()].map((r) => ({ ...r, kind: 'GRPCRoute' as const })),
-  ].sort((a, b) => routeOrder(a, b) || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0));
+  ]
+    .map((r) => ({
+      r,
+      t: Date.parse(r.metadata.creationTimestamp ?? '') || 0,
+      k: `${key(r.metadata.namespace, r.metadata.name)}\0${r.kind}`,
+    }))
+    .sort((a, b) => a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
+    .map((x) => x.r);
 
   for (const [order, route] of routes.entries()) {
     const rk = key(route.metadata.namespace, route.metadata.name);
@@ -137,15 +186,41 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       }
       return rules;
     };
-    const parents: ParentStatus[] = attachRoute(
-      route,
-      order,
-      gateways,
-      controllerName,
-      now,
-      compile,
-      (gw, a) => attachments.get(gw)!.push(a),
-    );
+    let parents: ParentStatus[];
+    const cache = opts.cache;
+    if (cache) {
+      const id = `${route.kind}/${rk}`;
+      const statusKey = route.metadata.resourceVersion ? '' : JSON.stringify(route.status ?? null);
+      content ??= route.metadata.resourceVersion
+        ? `rv:${route.metadata.resourceVersion}`
+        : JSON.stringify(route.spec);
+      const k = `${content}\0${statusKey}\0${gwSig}\0${now}`;
+      const hit = cache.attach.get(id);
+      if (hit && hit.key === k) {
+        // replay: same listeners, hostnames and statuses; rules come from the rule cache
+        for (const a of hit.atts) {
+          const gw = gateways.get(a.gw)!;
+          const l = gw.listeners.find((x) => x.name === a.listener)!;
+          l.attachedRoutes++;
+          attachments
+            .get(gw)!
+            .push({ listener: l, hostnames: a.hostnames, rules: compile(l.port, l.protocol), order });
+        }
+        parents = hit.parents;
+        cache.attachNext.set(id, hit);
+      } else {
+        const atts: CachedAttach['atts'] = [];
+        parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) => {
+          attachments.get(gw)!.push(a);
+          atts.push({ gw: gw.key, listener: a.listener.name, hostnames: a.hostnames });
+        });
+        cache.attachNext.set(id, { key: k, parents, atts });
+      }
+    } else {
+      parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) =>
+        attachments.get(gw)!.push(a),
+      );
+    }
     if (parents.length) {
       // keep other controllers' entries, replace ours
       const prev = (route.status as { parents?: { controllerName?: string }[] } | undefined)?.parents;
@@ -189,19 +264,26 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       name: g.gw.metadata.name!,
       status,
     });
-    if (g.accepted) irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!));
+    if (g.accepted) irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!, opts.cache));
   }
+  const sk = new Map(statuses.map((s) => [s, `${s.kind}/${s.namespace ?? ''}/${s.name}`]));
   statuses.sort((a, b) => {
-    const ka = `${a.kind}/${a.namespace ?? ''}/${a.name}`;
-    const kb = `${b.kind}/${b.namespace ?? ''}/${b.name}`;
+    const ka = sk.get(a)!;
+    const kb = sk.get(b)!;
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   });
+  opts.cache?.rotate();
   const rk = (r: Rejected) => JSON.stringify([r.kind, r.namespace ?? '', r.name ?? '', r.reason]);
   const rejected = [...objs.rejected].sort((a, b) => (rk(a) < rk(b) ? -1 : rk(a) > rk(b) ? 1 : 0));
   return { ir: { gateways: irGateways }, statuses, rejected };
 }
 
-function buildGatewayIR(objs: ObjectSet, g: GatewayState, atts: Attachment[]): IRGateway {
+function buildGatewayIR(
+  objs: ObjectSet,
+  g: GatewayState,
+  atts: Attachment[],
+  cache: RouteCache | undefined,
+): IRGateway {
   const ns = g.gw.metadata.namespace!;
   const name = g.gw.metadata.name!;
   const ready = g.listeners.filter((l) => l.ready);
@@ -214,12 +296,12 @@ function buildGatewayIR(objs: ObjectSet, g: GatewayState, atts: Attachment[]): I
     const protocol = ls[0].protocol;
     const tables: IRRouteTable[] = [];
     if (protocol === 'HTTP') {
-      tables.push(buildTable(`route-${port}`, ls, ls, atts, clusters));
+      tables.push(buildTable(`route-${port}`, ls, ls, atts, clusters, cache, g.key));
     } else {
       for (const l of [...ls].sort(
         (a, b) => specificity(b.hostname) - specificity(a.hostname) || (a.name < b.name ? -1 : 1),
       )) {
-        const t = buildTable(`route-${port}-${l.name}`, [l], ls, atts, clusters);
+        const t = buildTable(`route-${port}-${l.name}`, [l], ls, atts, clusters, cache, g.key);
         t.serverNames = l.hostname ? [l.hostname] : [];
         t.certificates = l.certificates.map((c) => c.name);
         for (const c of l.certificates) secrets.set(c.name, c);
@@ -252,14 +334,36 @@ function buildGatewayIR(objs: ObjectSet, g: GatewayState, atts: Attachment[]): I
  * port also covers it, and every listener hostname gets a virtual host (empty: 404) so
  * its requests never fall through to a less specific listener's routes.
  */
+/** Sort a virtual host's routes by precedence; with a cache, reuse the last order when its inputs are the same. */
+function sortRoutes(
+  id: string,
+  list: { r: IRRoute; order: number }[],
+  cache: RouteCache | undefined,
+): IRRoute[] {
+  const prev = cache?.vhosts.get(id);
+  if (
+    prev &&
+    prev.input.length === list.length &&
+    prev.input.every((x, i) => x.r === list[i].r && x.order === list[i].order)
+  ) {
+    cache!.vhostsNext.set(id, prev);
+    return prev.sorted;
+  }
+  const sorted = [...list].sort(compareRoutes).map((x) => x.r);
+  cache?.vhostsNext.set(id, { input: list, sorted });
+  return sorted;
+}
+
 function buildTable(
   name: string,
   serve: ListenerState[],
   portListeners: ListenerState[],
   atts: Attachment[],
   clusters: Map<string, IRCluster>,
+  cache: RouteCache | undefined,
+  gwKey: string,
 ): IRRouteTable {
-  const domains = new Map<string, { r: IRRoute; order: number[] }[]>();
+  const domains = new Map<string, { r: IRRoute; order: number }[]>();
   const names = new Map<string, Set<string>>();
   const serving = new Set(serve);
   const others = portListeners.filter((o) => o.hostname);
@@ -284,7 +388,7 @@ function buildTable(
         for (const [j, r] of rule.routes.entries()) {
           if (seen.has(r.name)) continue;
           seen.add(r.name);
-          list.push({ r, order: [a.order, rule.index, j] });
+          list.push({ r, order: a.order * 4096 + rule.index * 64 + j });
         }
       }
     }
@@ -292,10 +396,7 @@ function buildTable(
   const virtualHosts: IRVirtualHost[] = [...domains.keys()].sort().map((d) => ({
     name: d,
     domains: [d],
-    routes: domains
-      .get(d)!
-      .sort(compareRoutes)
-      .map((x) => x.r),
+    routes: sortRoutes(`${gwKey}\0${name}\0${d}`, domains.get(d)!, cache),
   }));
   return { name, listeners: serve.map((l) => l.name), serverNames: [], certificates: [], virtualHosts };
 }

@@ -47,13 +47,18 @@ export class EnvoyCache {
     return e;
   }
 
-  resource(reg: ProtoRegistry, t: TypeUrl, json: JsonObject): Resource {
-    const k = `${t}\0${JSON.stringify(json)}`;
+  resource(
+    reg: ProtoRegistry,
+    t: TypeUrl,
+    json: JsonObject | (() => JsonObject),
+    contentKey?: string,
+  ): Resource {
+    const k = `${t}\0${contentKey ?? JSON.stringify(json)}`;
     let r = this.cur.get(k) ?? this.prev.get(k);
     if (r) this.hits++;
     else {
       this.misses++;
-      r = makeResource(reg, t, json);
+      r = makeResource(reg, t, typeof json === 'function' ? json() : json);
     }
     this.cur.set(k, r);
     return r;
@@ -143,8 +148,18 @@ export function gatewayResourcesCached(
   return [
     ...j.listeners.map((x) => cache.resource(reg, TypeUrl.Listener, x)),
     ...tables.map((t) => routeConfigurationResource(reg, t, cache)),
-    ...j.clusters.map((x) => cache.resource(reg, TypeUrl.Cluster, x)),
-    ...j.endpoints.map((x) => cache.resource(reg, TypeUrl.Endpoint, x)),
+    // clusters and endpoints keyed by their IR content, JSON built only when it changed
+    ...gw.clusters.map((c) =>
+      cache.resource(reg, TypeUrl.Cluster, () => envoyCluster(c), `${c.name}\0${c.protocol}`),
+    ),
+    ...gw.clusters.map((c) =>
+      cache.resource(
+        reg,
+        TypeUrl.Endpoint,
+        () => envoyLoadAssignment(c),
+        `${c.name}\0${c.endpoints.map((e) => `${e.address}:${e.port}`).join(',')}`,
+      ),
+    ),
     ...j.secrets.map((x) => cache.resource(reg, TypeUrl.Secret, x)),
   ];
 }
@@ -159,14 +174,19 @@ export interface GatewayJson {
   secrets: JsonObject[];
 }
 
-export function gatewayJson(gw: IRGateway, o: EnvoyOptions = {}, withRoutes = true): GatewayJson {
+export function gatewayJson(
+  gw: IRGateway,
+  o: EnvoyOptions = {},
+  withRoutes = true,
+  withClusters = true,
+): GatewayJson {
   const bind = o.bindAddress ?? '0.0.0.0';
   return {
     group: gw.group,
     listeners: gw.ports.map((p) => envoyListener(p, bind)),
     routes: withRoutes ? gw.ports.flatMap((p) => p.tables.map((t) => envoyRouteConfiguration(t))) : [],
-    clusters: gw.clusters.map(envoyCluster),
-    endpoints: gw.clusters.map(envoyLoadAssignment),
+    clusters: withClusters ? gw.clusters.map(envoyCluster) : [],
+    endpoints: withClusters ? gw.clusters.map(envoyLoadAssignment) : [],
     secrets: gw.secrets.map(envoySecret),
   };
 }
@@ -187,7 +207,7 @@ export function snapshots(reg: ProtoRegistry, ir: IR, o: EnvoyOptions = {}): Map
   const cache = o.cache;
   for (const gw of ir.gateways) {
     // without a cache: a fresh one, so route configurations are still assembled per route
-    const res = gatewayResourcesCached(reg, gw, gatewayJson(gw, o, false), cache ?? new EnvoyCache());
+    const res = gatewayResourcesCached(reg, gw, gatewayJson(gw, o, false, false), cache ?? new EnvoyCache());
     out.set(gw.group, new Snapshot(res));
   }
   cache?.sweep();
