@@ -171,6 +171,8 @@ export interface RunResult {
   trials: TrialResult[];
   idleRssMiB: number;
   hwmMiB: number;
+  /** signalbox_xds_stream_errors_total by reason, and step timeouts, at the end of the run */
+  streamErrors: string;
 }
 
 async function run(mode: Mode, streams: number, perChannel: number, trials: number): Promise<RunResult> {
@@ -183,6 +185,7 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
   const write = (active: string) => writeFileSync(file, config(active, clustersFor(active)));
   write('echo-a');
   const xdsPort = await freePort();
+  const debugPort = await freePort();
   // signalbox logs at info: 'snapshot set from folder' carries the time the change was set
   const sb = spawn(
     process.execPath,
@@ -195,7 +198,7 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
       '--xds-address',
       `127.0.0.1:${xdsPort}`,
       '--debug-address',
-      '',
+      `127.0.0.1:${debugPort}`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SIGNALBOX_LOG_LEVEL: 'info' } },
   );
@@ -240,6 +243,7 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
       trials: [],
       idleRssMiB: usage(pid).rssMiB,
       hwmMiB: 0,
+      streamErrors: '',
     };
     for (let i = 0; i < trials; i++) {
       const next = i % 2 === 0 ? 'echo-b' : 'echo-a';
@@ -279,6 +283,13 @@ async function run(mode: Mode, streams: number, perChannel: number, trials: numb
       await new Promise((r) => setTimeout(r, 300));
     }
     res.hwmMiB = usage(pid).hwmMiB;
+    const metrics = await (await fetch(`http://127.0.0.1:${debugPort}/metrics`)).text();
+    res.streamErrors =
+      metrics
+        .split('\n')
+        .filter((l) => l.startsWith('signalbox_xds_stream_errors_total{'))
+        .map((l) => l.replace(/^signalbox_xds_stream_errors_total\{reason="([^"]+)"\}\s+/, '$1='))
+        .join(', ') || 'none';
     return res;
   } finally {
     try {
@@ -299,7 +310,8 @@ const f = (n: number) => (Number.isFinite(n) ? n.toFixed(0).padStart(5) : '    -
 function print(r: RunResult): void {
   console.log(
     `${r.mode.padEnd(5)} streams=${String(r.streams).padStart(4)}  initial config to all: ${r.connectMs.toFixed(0)} ms, ` +
-      `signalbox CPU ${r.connectCpuS.toFixed(2)} s; idle RSS ${r.idleRssMiB.toFixed(0)} MiB, peak (VmHWM) ${r.hwmMiB.toFixed(0)} MiB`,
+      `signalbox CPU ${r.connectCpuS.toFixed(2)} s; idle RSS ${r.idleRssMiB.toFixed(0)} MiB, peak (VmHWM) ${r.hwmMiB.toFixed(0)} MiB; ` +
+      `stream errors: ${r.streamErrors}`,
   );
   r.trials.forEach((t, i) => {
     const w = t.fromWrite;
