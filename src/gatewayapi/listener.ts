@@ -256,6 +256,8 @@ export function buildListeners(
         st.refsError ??= { reason: problems[0].reason, message: problems.map((p) => p.message).join('; ') };
       if (st.certificates.length === 0) st.programmedError = 'no valid certificate';
     }
+    // a listener of a protocol we do not serve supports no route kind
+    if (st.acceptError?.reason === Reason.UnsupportedProtocol) st.supportedKinds = [];
     if (st.supportedKinds.length === 0) st.programmedError ??= 'no supported route kinds';
   }
   // conflicts among the listeners that are otherwise acceptable
