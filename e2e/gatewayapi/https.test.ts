@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import type { PeerCertificate } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { translate } from '../../src/gatewayapi/translator.js';
@@ -48,7 +48,7 @@ function get(port: number, servername: string, sigalgs?: string): Promise<TlsRep
         ...(sigalgs ? { sigalgs, maxVersion: 'TLSv1.3' as const } : {}),
       },
       (res) => {
-        const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        const cert = (res.socket as TLSSocket).getPeerCertificate();
         res.resume();
         res.on('end', () =>
           resolve({ status: res.statusCode ?? 0, backend: String(res.headers['x-backend'] ?? ''), cert }),
