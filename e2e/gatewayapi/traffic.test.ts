@@ -59,6 +59,7 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
   let grpcPort: number;
   const b: Record<string, TestBackend> = {};
   let url: (path: string) => string;
+  let allObjects: unknown[] = [];
 
   beforeAll(async () => {
     b.a = await echoBackend('a', '127.0.0.2');
@@ -355,6 +356,7 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
         },
       },
     ];
+    allObjects = objects;
     const result = translate(objects, { now: '2026-01-01T00:00:00Z' });
     const gwStatus = result.statuses.find((s) => s.kind === 'Gateway');
     expect(JSON.stringify(gwStatus)).toContain('"type":"Programmed","status":"True"');
@@ -528,5 +530,28 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
     if (tenant.ok) expect(tenant.headers['x-tenant-route']).toBe('blue');
     const none = await grpcCall(target, '/other.Svc/Ping');
     expect(none.ok).toBe(false);
+  });
+
+  test('a changed HTTPRoute, translated again, reaches Envoy over ADS and moves the traffic', async () => {
+    const changed = allObjects.map((o) => {
+      const x = o as {
+        kind?: string;
+        metadata?: { name?: string };
+        spec?: { rules?: { backendRefs?: unknown[] }[] };
+      };
+      if (x.kind !== 'HTTPRoute' || x.metadata?.name !== 'weights') return o;
+      return { ...x, spec: { ...x.spec, rules: [{ matches: [prefix('/w')], backendRefs: [ref('svc-c')] }] } };
+    });
+    expect(await backendOf('/w/x')).not.toBe('c');
+    const result = translate(changed, { now: '2026-01-01T00:00:01Z' });
+    app.cache.setSnapshot(
+      'default/gw',
+      snapshots(protoRegistry(), result.ir, { bindAddress: '127.0.0.1' }).get('default/gw')!,
+    );
+    await waitFor('traffic on the new backend', async () => (await backendOf('/w/x')) === 'c', 20_000);
+    for (let i = 0; i < 20; i++) expect(await backendOf('/w/x')).toBe('c');
+    // routes that did not change still answer as before
+    expect(await backendOf('/p/exact')).toBe('c');
+    expect(await backendOf('/m', { 'x-env': 'canary' })).toBe('b');
   });
 });
