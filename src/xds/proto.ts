@@ -127,6 +127,17 @@ export class ProtoRegistry {
   }
 
   private readonly typeCache = new Map<string, protobuf.Type>();
+  /** protobufjs computes fullName on every access (a walk up the parents): keep it */
+  private readonly fullNames = new Map<protobuf.Type, string>();
+
+  private fullNameOf(t: protobuf.Type): string {
+    let n = this.fullNames.get(t);
+    if (n === undefined) {
+      n = t.fullName.slice(1);
+      this.fullNames.set(t, n);
+    }
+    return n;
+  }
 
   type(fullName: string): protobuf.Type {
     const cached = this.typeCache.get(fullName);
@@ -177,7 +188,7 @@ export class ProtoRegistry {
   // ---- proto3 JSON -> protobufjs plain object ----
 
   private normalize(type: protobuf.Type, json: unknown, path: string): Record<string, unknown> {
-    const full = type.fullName.slice(1);
+    const full = this.fullNameOf(type);
     if (full === 'google.protobuf.Any') return this.normalizeAny(json, path);
     if (SPECIAL_JSON.has(full)) return this.normalizeSpecial(full, json, path);
     if (json === null || typeof json !== 'object' || Array.isArray(json)) {
@@ -257,7 +268,7 @@ export class ProtoRegistry {
     const { '@type': url, ...rest } = json as Record<string, unknown>;
     if (typeof url !== 'string') throw new ProtoError(`${path}: Any without "@type"`);
     const inner = this.type(url);
-    const innerFull = inner.fullName.slice(1);
+    const innerFull = this.fullNameOf(inner);
     const value = SPECIAL_JSON.has(innerFull) ? rest.value : rest;
     return { type_url: url, value: this.encode(innerFull, value, `${path}<${innerFull}>`) };
   }
