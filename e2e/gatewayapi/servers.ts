@@ -36,8 +36,20 @@ function listen(srv: Server | Http2Server, host: string): Promise<number> {
 export async function echoBackend(name: string, host: string): Promise<TestBackend> {
   const seen: Seen[] = [];
   const sockets = new Set<Socket>();
+  const failures = new Map<string, number>();
   const srv = createServer((req, res) => {
     seen.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers });
+    // `x-fail-key: k` + `x-fail-times: n`: answer 503 to the first n requests of key k
+    const fk = req.headers['x-fail-key'];
+    if (typeof fk === 'string') {
+      const n = failures.get(fk) ?? 0;
+      failures.set(fk, n + 1);
+      if (n < Number(req.headers['x-fail-times'] ?? 0)) {
+        res.writeHead(503, { 'x-backend': name, 'x-attempt': String(n + 1) });
+        res.end('try again');
+        return;
+      }
+    }
     const body = JSON.stringify({
       backend: name,
       method: req.method,

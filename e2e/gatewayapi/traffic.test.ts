@@ -305,6 +305,16 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
           },
         ],
       }),
+      httpRoute('retries', {
+        rules: [
+          {
+            matches: [prefix('/retry/yes')],
+            retry: { attempts: 2, codes: [503], backoff: '10ms' },
+            backendRefs: [ref('svc-a')],
+          },
+          { matches: [prefix('/retry/no')], backendRefs: [ref('svc-a')] },
+        ],
+      }),
       httpRoute('protocols', {
         rules: [
           { matches: [prefix('/h2c')], backendRefs: [ref('svc-h2')] },
@@ -481,6 +491,18 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
     expect((await http1(url('/t/backend'), { headers: { 'x-delay-ms': '3000' } })).status).toBe(504);
     expect(Date.now() - t).toBeLessThan(2500);
     expect((await http1(url('/t/request'), { headers: { 'x-delay-ms': '10' } })).status).toBe(200);
+  });
+
+  test('retry: a 503 is retried up to attempts; without retry it reaches the client', async () => {
+    const once = await http1(url('/retry/yes'), { headers: { 'x-fail-key': 'k1', 'x-fail-times': '1' } });
+    expect(once.status).toBe(200);
+    const twice = await http1(url('/retry/yes'), { headers: { 'x-fail-key': 'k2', 'x-fail-times': '2' } });
+    expect(twice.status).toBe(200);
+    const thrice = await http1(url('/retry/yes'), { headers: { 'x-fail-key': 'k3', 'x-fail-times': '3' } });
+    expect(thrice.status).toBe(503);
+    expect(thrice.headers['x-attempt']).toBe('3');
+    const none = await http1(url('/retry/no'), { headers: { 'x-fail-key': 'k4', 'x-fail-times': '1' } });
+    expect(none.status).toBe(503);
   });
 
   test('Service appProtocol kubernetes.io/h2c reaches the backend over HTTP/2', async () => {

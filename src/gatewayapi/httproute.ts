@@ -6,6 +6,7 @@
 import { resolveBackend } from './backend.js';
 import type { BackendRefLike } from './backend.js';
 import type {
+  IRRetry,
   IRBackend,
   IRCluster,
   IRCors,
@@ -27,7 +28,7 @@ import {
   isPort,
   parseDuration,
 } from './validate.js';
-import type { HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule } from './types.js';
+import type { HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRetry, HTTPRouteRule } from './types.js';
 
 export interface RefProblem {
   reason: string;
@@ -366,6 +367,25 @@ export function compileBackends(
   return out;
 }
 
+/** rules[].retry (experimental channel): attempts, retriable status codes, backoff. */
+function compileRetry(r: HTTPRouteRetry | undefined, what: string): IRRoute['retry'] {
+  if (r === undefined || r === null) return undefined;
+  if (typeof r !== 'object') throw new RuleError(`${what}: must be an object`);
+  const attempts = r.attempts ?? 1;
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
+    throw new RuleError(`${what}.attempts: must be an integer in 1-100`);
+  const codes = r.codes ?? [];
+  if (!Array.isArray(codes) || codes.some((c) => !Number.isInteger(c) || c < 400 || c > 599)) {
+    throw new RuleError(`${what}.codes: must be HTTP status codes in 400-599`);
+  }
+  const out: NonNullable<IRRoute['retry']> = { attempts, codes: [...new Set(codes)].sort((a, b) => a - b) };
+  if (r.backoff !== undefined) {
+    const b = parseDuration(r.backoff, `${what}.backoff`);
+    if (b > 0) out.backoffSeconds = b;
+  }
+  return out;
+}
+
 export function compileHTTPRule(
   route: HTTPRoute,
   rule: HTTPRouteRule,
@@ -407,6 +427,7 @@ export function compileHTTPRule(
         throw new RuleError(`${what}.timeouts: backendRequest must not be longer than request`);
       }
     }
+    const retry = compileRetry((rule as { retry?: HTTPRouteRetry }).retry, `${what}.retry`);
     let action: IRRoute['action'];
     if (f.redirect) {
       if ((rule.backendRefs ?? []).length > 0)
@@ -427,6 +448,7 @@ export function compileHTTPRule(
       ...(f.rewrite ? { rewrite: f.rewrite } : {}),
       ...(f.mirrors.length ? { mirrors: f.mirrors } : {}),
       ...(f.cors ? { cors: f.cors } : {}),
+      ...(retry && action.type === 'forward' ? { retry } : {}),
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(backendTimeoutSeconds !== undefined ? { backendTimeoutSeconds } : {}),
     }));

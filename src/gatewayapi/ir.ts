@@ -124,9 +124,16 @@ export interface IRRoute {
   rewrite?: IRRewrite;
   mirrors?: IRMirror[];
   cors?: IRCors;
+  retry?: IRRetry;
   /** seconds; 0 disables */
   timeoutSeconds?: number;
   backendTimeoutSeconds?: number;
+}
+
+export interface IRRetry {
+  attempts: number;
+  codes: number[];
+  backoffSeconds?: number;
 }
 
 export interface IREndpoint {

@@ -9,6 +9,7 @@ import type {
   GatewayClass as GenGatewayClass,
   GRPCRoute as GenGRPCRoute,
   HTTPRoute as GenHTTPRoute,
+  HTTPRouteExperimental as GenHTTPRouteExperimental,
   ReferenceGrant as GenReferenceGrant,
 } from '../generated/gatewayapi/index.js';
 
@@ -58,6 +59,10 @@ export type HTTPRequestRedirect = NonNullable<HTTPRouteFilter['requestRedirect']
 export type HTTPURLRewrite = NonNullable<HTTPRouteFilter['urlRewrite']>;
 export type HTTPRequestMirror = NonNullable<HTTPRouteFilter['requestMirror']>;
 export type HTTPCORS = NonNullable<HTTPRouteFilter['cors']>;
+/** rules[].retry is in the experimental channel only */
+export type HTTPRouteRetry = NonNullable<
+  NonNullable<GenHTTPRouteExperimental['spec']['rules']>[number]['retry']
+>;
 export type GRPCRouteRule = NonNullable<GRPCRoute['spec']['rules']>[number];
 export type GRPCRouteMatch = NonNullable<GRPCRouteRule['matches']>[number];
 export type GRPCRouteFilter = NonNullable<GRPCRouteRule['filters']>[number];

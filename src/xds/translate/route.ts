@@ -152,9 +152,24 @@ export function envoyRoute(r: IRRoute): JsonObject {
       route.weighted_clusters = { clusters: merged.map(clusterWeight) };
     }
     if (r.timeoutSeconds !== undefined) route.timeout = seconds(r.timeoutSeconds);
-    if (r.backendTimeoutSeconds !== undefined) {
-      if (r.timeoutSeconds === undefined) route.timeout = seconds(r.backendTimeoutSeconds);
-      route.retry_policy = { num_retries: 0, per_try_timeout: seconds(r.backendTimeoutSeconds) };
+    if (r.backendTimeoutSeconds !== undefined && r.timeoutSeconds === undefined && !r.retry) {
+      route.timeout = seconds(r.backendTimeoutSeconds);
+    }
+    if (r.retry || r.backendTimeoutSeconds !== undefined) {
+      const rp: JsonObject = { num_retries: r.retry?.attempts ?? 0 };
+      if (r.retry) {
+        // connection-level failures are always retriable; status codes when listed
+        rp.retry_on = [
+          'connect-failure',
+          'refused-stream',
+          'reset',
+          ...(r.retry.codes.length ? ['retriable-status-codes'] : []),
+        ].join(',');
+        if (r.retry.codes.length) rp.retriable_status_codes = r.retry.codes;
+        if (r.retry.backoffSeconds) rp.retry_back_off = { base_interval: seconds(r.retry.backoffSeconds) };
+      }
+      if (r.backendTimeoutSeconds !== undefined) rp.per_try_timeout = seconds(r.backendTimeoutSeconds);
+      route.retry_policy = rp;
     }
     if (r.rewrite?.hostname) route.host_rewrite_literal = r.rewrite.hostname;
     if (r.rewrite?.path) Object.assign(route, pathRewrite(r.rewrite.path, false));
