@@ -368,7 +368,7 @@ export function compileBackends(
 }
 
 /** rules[].retry (experimental channel): attempts, retriable status codes, backoff. */
-function compileRetry(r: HTTPRouteRetry | undefined, what: string): IRRoute['retry'] {
+function compileRetry(r: HTTPRouteRetry | undefined, what: string): IRRetry | undefined {
   if (r === undefined || r === null) return undefined;
   if (typeof r !== 'object') throw new RuleError(`${what}: must be an object`);
   const attempts = r.attempts ?? 1;
@@ -378,7 +378,7 @@ function compileRetry(r: HTTPRouteRetry | undefined, what: string): IRRoute['ret
   if (!Array.isArray(codes) || codes.some((c) => !Number.isInteger(c) || c < 400 || c > 599)) {
     throw new RuleError(`${what}.codes: must be HTTP status codes in 400-599`);
   }
-  const out: NonNullable<IRRoute['retry']> = { attempts, codes: [...new Set(codes)].sort((a, b) => a - b) };
+  const out: IRRetry = { attempts, codes: [...new Set(codes)].sort((a, b) => a - b) };
   if (r.backoff !== undefined) {
     const b = parseDuration(r.backoff, `${what}.backoff`);
     if (b > 0) out.backoffSeconds = b;
