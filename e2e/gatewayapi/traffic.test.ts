@@ -305,6 +305,10 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
           },
         ],
       }),
+      httpRoute('api-host', {
+        hostnames: ['api.example.com'],
+        rules: [{ matches: [prefix('/api-only')], backendRefs: [ref('svc-b')] }],
+      }),
       httpRoute('retries', {
         rules: [
           {
@@ -530,6 +534,12 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
       headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'PUT' },
     });
     expect(bad.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  test('hostname precedence: a host-specific route first, then routes without hostnames still apply', async () => {
+    expect(await backendOf('/api-only', { host: 'api.example.com' })).toBe('b');
+    expect(await backendOf('/p/exact', { host: 'api.example.com' })).toBe('c');
+    expect(await backendOf('/api-only', { host: 'other.example.com' })).toBe('a');
   });
 
   test('listener isolation: the exact-hostname listener serves only its own routes', async () => {

@@ -8,7 +8,7 @@ import { endpointsOf } from './backend.js';
 import { buildClasses, buildGateways } from './gateway.js';
 import type { GatewayState } from './gateway.js';
 import { compileGRPCRule } from './grpcroute.js';
-import { covers, specificity } from './hostname.js';
+import { covers, isWildcard, specificity } from './hostname.js';
 import { compileHTTPRule } from './httproute.js';
 import type { CompiledRule } from './httproute.js';
 import type {
@@ -90,8 +90,8 @@ export class RouteCache {
   hits = 0;
   misses = 0;
   /** sorted routes per virtual host (`<table>\0<domain>`), from the previous and the current call */
-  vhosts = new Map<string, { input: { r: IRRoute; order: number }[]; sorted: IRRoute[] }>();
-  vhostsNext = new Map<string, { input: { r: IRRoute; order: number }[]; sorted: IRRoute[] }>();
+  vhosts = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
+  vhostsNext = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
   /** attachment results and parent statuses per route, valid for one content + Gateway state + `now` */
   attach = new Map<string, CachedAttach>();
   attachNext = new Map<string, CachedAttach>();
@@ -328,32 +328,58 @@ function buildGatewayIR(
   };
 }
 
-/**
- * One route table: virtual hosts per domain. For HTTP, listener isolation: a route's
- * domain reached through a listener is dropped when a more specific listener on the same
- * port also covers it, and every listener hostname gets a virtual host (empty: 404) so
- * its requests never fall through to a less specific listener's routes.
- */
+interface Entry {
+  r: IRRoute;
+  /** route position × 4096 + rule × 64 + match */
+  order: number;
+  /** 0: the virtual host's own hostname; then less specific hostnames that also cover it */
+  rank: number;
+  l: ListenerState;
+}
+
 /** Sort a virtual host's routes by precedence; with a cache, reuse the last order when its inputs are the same. */
-function sortRoutes(
-  id: string,
-  list: { r: IRRoute; order: number }[],
-  cache: RouteCache | undefined,
-): IRRoute[] {
+function sortRoutes(id: string, list: Entry[], cache: RouteCache | undefined): IRRoute[] {
   const prev = cache?.vhosts.get(id);
   if (
     prev &&
     prev.input.length === list.length &&
-    prev.input.every((x, i) => x.r === list[i].r && x.order === list[i].order)
+    prev.input.every((x, i) => x.r === list[i].r && x.order === list[i].order && x.rank === list[i].rank)
   ) {
     cache!.vhostsNext.set(id, prev);
     return prev.sorted;
   }
-  const sorted = [...list].sort(compareRoutes).map((x) => x.r);
+  const sorted = [...list].sort((a, b) => a.rank - b.rank || compareRoutes(a, b)).map((x) => x.r);
   cache?.vhostsNext.set(id, { input: list, sorted });
   return sorted;
 }
 
+/** Specificity of a virtual host domain: exact, then wildcards by labels, then "*". */
+function domainSpecificity(d: string): number {
+  return d === '*' ? -1 : specificity(d);
+}
+
+/** Does domain `wide` (a wildcard or "*") also match every request of domain `d`? */
+function domainCovers(wide: string, d: string): boolean {
+  if (wide === d) return false;
+  if (wide === '*') return true;
+  return isWildcard(wide) && covers(wide, d);
+}
+
+/**
+ * One route table: virtual hosts per domain.
+ *
+ * Hostname precedence (the spec): rules of routes with a more specific matching hostname
+ * come first, then those of less specific ones that also match (a route for
+ * `*.example.com` or with no hostname still serves `foo.example.com` requests that the
+ * `foo.example.com` route does not match). Envoy picks one virtual host per request, so
+ * each virtual host lists its own routes, then those of the wider domains covering it.
+ *
+ * Listener isolation (HTTP): a route's domain reached through a listener is dropped when
+ * a more specific listener on the same port also covers it; wider domains only lend
+ * routes that came through the listener that owns the narrower domain; and every listener
+ * hostname gets a virtual host (empty: 404) so its requests never fall through to a less
+ * specific listener's routes.
+ */
 function buildTable(
   name: string,
   serve: ListenerState[],
@@ -363,7 +389,7 @@ function buildTable(
   cache: RouteCache | undefined,
   gwKey: string,
 ): IRRouteTable {
-  const domains = new Map<string, { r: IRRoute; order: number }[]>();
+  const domains = new Map<string, Entry[]>();
   const names = new Map<string, Set<string>>();
   const serving = new Set(serve);
   const others = portListeners.filter((o) => o.hostname);
@@ -388,15 +414,39 @@ function buildTable(
         for (const [j, r] of rule.routes.entries()) {
           if (seen.has(r.name)) continue;
           seen.add(r.name);
-          list.push({ r, order: a.order * 4096 + rule.index * 64 + j });
+          list.push({ r, order: a.order * 4096 + rule.index * 64 + j, rank: 0, l: a.listener });
         }
       }
     }
   }
-  const virtualHosts: IRVirtualHost[] = [...domains.keys()].sort().map((d) => ({
-    name: d,
-    domains: [d],
-    routes: sortRoutes(`${gwKey}\0${name}\0${d}`, domains.get(d)!, cache),
-  }));
+  // the listener that serves requests for a domain: the most specific one covering it
+  const ownerOf = (d: string): ListenerState | undefined => {
+    let best: ListenerState | undefined;
+    for (const l of serve) {
+      const ok = !l.hostname || l.hostname === d || (d !== '*' && covers(l.hostname, d));
+      if (ok && (!best || specificity(l.hostname) > specificity(best.hostname))) best = l;
+    }
+    return best;
+  };
+  const byWidth = [...domains.keys()].sort(
+    (a, b) => domainSpecificity(b) - domainSpecificity(a) || (a < b ? -1 : 1),
+  );
+  const virtualHosts: IRVirtualHost[] = [...domains.keys()].sort().map((d) => {
+    const own = domains.get(d)!;
+    const owner = ownerOf(d);
+    const list: Entry[] = [...own];
+    const have = new Set(own.map((e) => e.r));
+    let rank = 0;
+    for (const wide of byWidth) {
+      if (!domainCovers(wide, d)) continue;
+      rank++;
+      for (const e of domains.get(wide)!) {
+        if (e.l !== owner || have.has(e.r)) continue;
+        have.add(e.r);
+        list.push({ ...e, rank });
+      }
+    }
+    return { name: d, domains: [d], routes: sortRoutes(`${gwKey}\0${name}\0${d}`, list, cache) };
+  });
   return { name, listeners: serve.map((l) => l.name), serverNames: [], certificates: [], virtualHosts };
 }
