@@ -356,6 +356,8 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
               backendRefs: [ref('svc-ga')],
             },
             { matches: [{ method: { service: 'helloworld.Greeter' } }], backendRefs: [ref('svc-gb')] },
+            // a method-only match loses to the service match above (spec precedence)
+            { matches: [{ method: { method: 'SayBye' } }], backendRefs: [ref('svc-ga')] },
             {
               matches: [{ headers: [{ name: 'x-tenant', value: 'blue' }] }],
               filters: [

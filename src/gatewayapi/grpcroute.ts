@@ -16,7 +16,10 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
   if (m === null || typeof m !== 'object') throw new RuleError(`${what}: must be an object`);
   const mm = m.method;
   let path: IRMatch['path'] = { type: 'Prefix', value: '/' };
+  const grpc = { serviceChars: 0, methodChars: 0 };
   if (mm) {
+    grpc.serviceChars = typeof mm.service === 'string' ? mm.service.length : 0;
+    grpc.methodChars = typeof mm.method === 'string' ? mm.method.length : 0;
     const type = mm.type ?? 'Exact';
     const { service, method } = mm;
     if (!service && !method) throw new RuleError(`${what}.method: one of service and method is required`);
@@ -50,7 +53,7 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
   const headers = (m.headers ?? [])
     .map((h, i) => compileStringMatch(h, `${what}.headers[${i}]`, true))
     .filter((h) => (seen.has(h.name) ? false : (seen.add(h.name), true)));
-  return { path, headers, queryParams: [], grpc: true };
+  return { path, headers, queryParams: [], grpc };
 }
 
 export function compileGRPCRule(

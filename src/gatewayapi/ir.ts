@@ -59,8 +59,8 @@ export interface IRMatch {
   headers: IRStringMatch[];
   queryParams: IRStringMatch[];
   method?: string;
-  /** gRPC: only requests with a gRPC content-type */
-  grpc?: boolean;
+  /** gRPC: only requests with a gRPC content-type; characters of the service and method matched (precedence) */
+  grpc?: { serviceChars: number; methodChars: number };
 }
 
 export interface IRHeaderOps {

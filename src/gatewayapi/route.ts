@@ -240,6 +240,16 @@ const PATH_RANK = { Exact: 0, RegularExpression: 1, Prefix: 2 } as const;
  * route position × 4096 + rule index × 64 + match index; rules and matches are capped at 64).
  */
 export function compareRoutes(a: { r: IRRoute; order: number }, b: { r: IRRoute; order: number }): number {
+  const ga = a.r.match.grpc;
+  const gb = b.r.match.grpc;
+  if (ga && gb) {
+    // GRPCRoute: most characters of matching service, then method, then most header matches
+    if (ga.serviceChars !== gb.serviceChars) return gb.serviceChars - ga.serviceChars;
+    if (ga.methodChars !== gb.methodChars) return gb.methodChars - ga.methodChars;
+    if (a.r.match.headers.length !== b.r.match.headers.length)
+      return b.r.match.headers.length - a.r.match.headers.length;
+    return a.order - b.order;
+  }
   const pa = a.r.match.path;
   const pb = b.r.match.path;
   if (PATH_RANK[pa.type] !== PATH_RANK[pb.type]) return PATH_RANK[pa.type] - PATH_RANK[pb.type];
