@@ -6,7 +6,7 @@
 import { protoRegistry } from '../../src/xds/proto.js';
 import { TypeUrl } from '../../src/xds/resource.js';
 import type { Translated } from './helpers.js';
-import { run } from './helpers.js';
+import { envoyAvailable, run, validateCases } from './helpers.js';
 
 const reg = protoRegistry();
 const G = 'gateway.networking.k8s.io/v1';
@@ -484,10 +484,13 @@ describe('hostile input', () => {
     expect(baseline).toContain('httproute/default/good/rule/0/match/0');
   });
 
+  const outputs: { name: string; json: Translated['json'] }[] = [];
+
   test.each(hostile.map((h) => [h.name, h] as const))('%s', (_n, h) => {
     let t: Translated | undefined;
     expect(() => (t = run(reg, [...base, ...h.objects]))).not.toThrow();
     const out = t!;
+    outputs.push({ name: h.name, json: out.json });
     if (h.kind) {
       const st = out.result.statuses.find((s) => s.kind === h.kind && s.name === (h.objName ?? 'bad'));
       expect(st).toBeDefined();
@@ -516,4 +519,13 @@ describe('hostile input', () => {
     }
     expect(goodOutput(out)).toBe(baseline);
   });
+
+  (envoyAvailable() ? test : test.skip)(
+    'Envoy accepts the output of every hostile case',
+    () => {
+      expect(outputs.length).toBe(hostile.length);
+      expect(validateCases(outputs)).toEqual([]);
+    },
+    120_000,
+  );
 });
