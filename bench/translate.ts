@@ -14,6 +14,7 @@
  *
  *   node dist/bench/translate.js [--routes 10000] [--services 1000] [--endpoints 50] [--trials 5]
  */
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { RouteCache, translate } from '../src/gatewayapi/translator.js';
@@ -183,6 +184,11 @@ for (let t = 0; t < TRIALS; t++) {
 
 const fullMed = median(full);
 const incrMed = median(incr);
+console.log(
+  `machine: ${cpus().length} cores, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')} (other work on the machine inflates every figure)`,
+);
 console.log(
   `input: ${ROUTES} HTTPRoutes, ${SERVICES} Services, ${SERVICES * EPS} endpoints; ${resources} Envoy resources`,
 );

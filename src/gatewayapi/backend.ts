@@ -159,8 +159,14 @@ export function endpointsOf(
   portName: string | undefined,
   targetPort: number | string | undefined,
 ): IREndpoint[] {
+  const slices = objs.endpointSlicesByService.get(key(ns, svc)) ?? [];
+  // the same slice objects as last time → the same endpoints (callers pass unchanged objects)
+  const pk = `${portName ?? ''}\0${String(targetPort)}`;
+  const memo = slices.length ? merged.get(slices[0])?.get(pk) : undefined;
+  if (memo && memo.slices.length === slices.length && memo.slices.every((x, i) => x === slices[i]))
+    return memo.result;
   const seen = new Map<string, IREndpoint>();
-  for (const s of objs.endpointSlicesByService.get(key(ns, svc)) ?? []) {
+  for (const s of slices) {
     for (const e of sliceEndpoints(s, portName, targetPort)) {
       const k = `${e.address}:${e.port}`;
       const prev = seen.get(k);
@@ -170,5 +176,16 @@ export function endpointsOf(
   const all = [...seen.values()];
   const ready = all.filter((e) => e.ready);
   const use = ready.length > 0 ? ready : all;
-  return use.sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+  const result = use.sort((a, b) =>
+    a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1,
+  );
+  if (slices.length) {
+    let m = merged.get(slices[0]);
+    if (!m) merged.set(slices[0], (m = new Map()));
+    m.set(pk, { slices: [...slices], result });
+  }
+  return result;
 }
+
+/** Endpoints of a Service port by its first EndpointSlice object (and the slice list they came from). */
+const merged = new WeakMap<object, Map<string, { slices: EndpointSlice[]; result: IREndpoint[] }>>();

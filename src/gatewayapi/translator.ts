@@ -54,7 +54,10 @@ export interface TranslateResult {
 }
 
 interface CachedAttach {
-  key: string;
+  content: string;
+  statusKey: string;
+  gwSig: string;
+  now: string;
   parents: ParentStatus[];
   atts: { gw: string; listener: string; hostnames: string[] }[];
 }
@@ -93,14 +96,11 @@ export class RouteCache {
   vhosts = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
   vhostsNext = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
   /** attachment results and parent statuses per route, valid for one content + Gateway state + `now` */
-  attach = new Map<string, CachedAttach>();
-  attachNext = new Map<string, CachedAttach>();
+  attach = new WeakMap<object, CachedAttach>();
   /** called at the end of a translation */
   rotate(): void {
     this.vhosts = this.vhostsNext;
     this.vhostsNext = new Map();
-    this.attach = this.attachNext;
-    this.attachNext = new Map();
   }
   reset(sig: string): void {
     if (sig !== this.sig) {
@@ -144,19 +144,19 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const gwSig = opts.cache ? gatewaySignature(gateways, objs, world) : '';
 
   // the spec's order: oldest first, then <namespace>/<name> (keys computed once)
-  const routes: AnyRoute[] = [
-    ...[...objs.httpRoutes.values()].map((r) => ({ ...r, kind: 'HTTPRoute' as const })),
-    ...[...objs.grpcRoutes.values()].map((r) => ({ ...r, kind: 'GRPCRoute' as const })),
+  const routes: { route: AnyRoute; orig: object }[] = [
+    ...[...objs.httpRoutes.values()].map((r) => ({ orig: r, route: { ...r, kind: 'HTTPRoute' as const } })),
+    ...[...objs.grpcRoutes.values()].map((r) => ({ orig: r, route: { ...r, kind: 'GRPCRoute' as const } })),
   ]
-    .map((r) => ({
-      r,
-      t: Date.parse(r.metadata.creationTimestamp ?? '') || 0,
-      k: `${key(r.metadata.namespace, r.metadata.name)}\0${r.kind}`,
+    .map((x) => ({
+      x,
+      t: Date.parse(x.route.metadata.creationTimestamp ?? '') || 0,
+      k: `${key(x.route.metadata.namespace, x.route.metadata.name)}\0${x.route.kind}`,
     }))
     .sort((a, b) => a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
-    .map((x) => x.r);
+    .map((y) => y.x);
 
-  for (const [order, route] of routes.entries()) {
+  for (const [order, { route, orig }] of routes.entries()) {
     const rk = key(route.metadata.namespace, route.metadata.name);
     const perPort = new Map<string, CompiledRule[]>();
     let content: string | undefined;
@@ -189,14 +189,18 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
     let parents: ParentStatus[];
     const cache = opts.cache;
     if (cache) {
-      const id = `${route.kind}/${rk}`;
       const statusKey = route.metadata.resourceVersion ? '' : JSON.stringify(route.status ?? null);
       content ??= route.metadata.resourceVersion
         ? `rv:${route.metadata.resourceVersion}`
         : JSON.stringify(route.spec);
-      const k = `${content}\0${statusKey}\0${gwSig}\0${now}`;
-      const hit = cache.attach.get(id);
-      if (hit && hit.key === k) {
+      const hit = cache.attach.get(orig);
+      if (
+        hit &&
+        hit.content === content &&
+        hit.statusKey === statusKey &&
+        hit.gwSig === gwSig &&
+        hit.now === now
+      ) {
         // replay: same listeners, hostnames and statuses; rules come from the rule cache
         for (const a of hit.atts) {
           const gw = gateways.get(a.gw)!;
@@ -207,14 +211,13 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
             .push({ listener: l, hostnames: a.hostnames, rules: compile(l.port, l.protocol), order });
         }
         parents = hit.parents;
-        cache.attachNext.set(id, hit);
       } else {
         const atts: CachedAttach['atts'] = [];
         parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) => {
           attachments.get(gw)!.push(a);
           atts.push({ gw: gw.key, listener: a.listener.name, hostnames: a.hostnames });
         });
-        cache.attachNext.set(id, { key: k, parents, atts });
+        cache.attach.set(orig, { content, statusKey, gwSig, now, parents, atts });
       }
     } else {
       parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) =>
@@ -390,7 +393,7 @@ function buildTable(
   gwKey: string,
 ): IRRouteTable {
   const domains = new Map<string, Entry[]>();
-  const names = new Map<string, Set<string>>();
+  const names = new Map<string, Set<IRRoute>>();
   const serving = new Set(serve);
   const others = portListeners.filter((o) => o.hostname);
   for (const l of serve) if (l.hostname) domains.set(l.hostname, []);
@@ -412,8 +415,8 @@ function buildTable(
         if (rule.error) continue;
         for (const c of rule.clusters) if (!clusters.has(c.name)) clusters.set(c.name, { ...c });
         for (const [j, r] of rule.routes.entries()) {
-          if (seen.has(r.name)) continue;
-          seen.add(r.name);
+          if (seen.has(r)) continue;
+          seen.add(r);
           list.push({ r, order: a.order * 4096 + rule.index * 64 + j, rank: 0, l: a.listener });
         }
       }
