@@ -60,6 +60,8 @@ interface CachedAttach {
   now: string;
   parents: ParentStatus[];
   atts: { gw: string; listener: string; hostnames: string[] }[];
+  /** the route's status object built from `parents` */
+  objectStatus?: ObjectStatus;
 }
 
 /** What route attachment depends on besides the route: Gateways, their listeners' state, namespaces. */
@@ -187,6 +189,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       return rules;
     };
     let parents: ParentStatus[];
+    let entry: CachedAttach | undefined;
     const cache = opts.cache;
     if (cache) {
       const statusKey = route.metadata.resourceVersion ? '' : JSON.stringify(route.status ?? null);
@@ -211,30 +214,35 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
             .push({ listener: l, hostnames: a.hostnames, rules: compile(l.port, l.protocol), order });
         }
         parents = hit.parents;
+        entry = hit;
       } else {
         const atts: CachedAttach['atts'] = [];
         parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) => {
           attachments.get(gw)!.push(a);
           atts.push({ gw: gw.key, listener: a.listener.name, hostnames: a.hostnames });
         });
-        cache.attach.set(orig, { content, statusKey, gwSig, now, parents, atts });
+        entry = { content, statusKey, gwSig, now, parents, atts };
+        cache.attach.set(orig, entry);
       }
     } else {
       parents = attachRoute(route, order, gateways, controllerName, now, compile, (gw, a) =>
         attachments.get(gw)!.push(a),
       );
     }
-    if (parents.length) {
+    if (entry?.objectStatus) statuses.push(entry.objectStatus);
+    else if (parents.length) {
       // keep other controllers' entries, replace ours
       const prev = (route.status as { parents?: { controllerName?: string }[] } | undefined)?.parents;
       const others = Array.isArray(prev) ? prev.filter((p) => p && p.controllerName !== controllerName) : [];
-      statuses.push({
+      const st: ObjectStatus = {
         apiVersion: `${GATEWAY_GROUP}/v1`,
         kind: route.kind,
         namespace: route.metadata.namespace,
         name: route.metadata.name!,
         status: { parents: [...(others as ParentStatus[]), ...parents] },
-      });
+      };
+      if (entry) entry.objectStatus = st;
+      statuses.push(st);
     }
   }
 
