@@ -171,8 +171,10 @@ function pathModifier(
     ) {
       throw new RuleError(`${what}: replacePrefixMatch must be an absolute path`);
     }
-    if (matches.length !== 1 || matches[0].path.type !== 'Prefix') {
-      throw new RuleError(`${what}: ReplacePrefixMatch needs exactly one match, of type PathPrefix`);
+    if (matches.some((m) => m.path.type !== 'Prefix')) {
+      throw new RuleError(
+        `${what}: ReplacePrefixMatch needs every match of the rule to be of type PathPrefix`,
+      );
     }
     return { type: 'ReplacePrefixMatch', value: p.replacePrefixMatch, prefix: matches[0].path.value };
   }
@@ -439,13 +441,16 @@ export function compileHTTPRule(
         ? { type: 'forward', backends }
         : { type: 'direct', status: 500 };
     }
+    // ReplacePrefixMatch replaces the prefix each match matched
+    const perMatch = <T extends { path?: IRRewrite['path'] }>(x: T, m: IRMatch): T =>
+      x.path?.type === 'ReplacePrefixMatch' ? { ...x, path: { ...x.path, prefix: m.path.value } } : x;
     const routes: IRRoute[] = matches.map((match, j) => ({
       name: `httproute/${ns}/${route.metadata.name}/rule/${index}/match/${j}`,
       match,
-      action,
+      action: action.type === 'redirect' ? { ...action, redirect: perMatch(action.redirect, match) } : action,
       ...(f.requestHeaders ? { requestHeaders: f.requestHeaders } : {}),
       ...(f.responseHeaders ? { responseHeaders: f.responseHeaders } : {}),
-      ...(f.rewrite ? { rewrite: f.rewrite } : {}),
+      ...(f.rewrite ? { rewrite: perMatch(f.rewrite, match) } : {}),
       ...(f.mirrors.length ? { mirrors: f.mirrors } : {}),
       ...(f.cors ? { cors: f.cors } : {}),
       ...(retry && action.type === 'forward' ? { retry } : {}),
