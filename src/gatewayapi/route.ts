@@ -78,23 +78,15 @@ export function attachRoute(
             ]) === refKey,
         )
       : undefined;
+    // the same parentRef twice (the CRD forbids it): one status entry, as for one reference
+    if (seenRefs.has(refKey)) continue;
+    seenRefs.add(refKey);
     const conds = new Conditions(gen(route), now, previousConditions(prev));
     const parentRef: ParentRef = { group, kind, namespace: ref.namespace ?? ns, name: ref.name };
     if (ref.sectionName !== undefined) parentRef.sectionName = ref.sectionName;
     if (ref.port !== undefined) parentRef.port = ref.port;
     out.push({ parentRef, controllerName, conditions: [] });
     const finish = () => (out[out.length - 1].conditions = conds.toArray());
-    if (seenRefs.has(refKey)) {
-      conds.set({
-        type: Cond.Accepted,
-        status: false,
-        reason: Reason.UnsupportedValue,
-        message: 'duplicate parentRef',
-      });
-      finish();
-      continue;
-    }
-    seenRefs.add(refKey);
     const resolved = (rules: CompiledRule[]) => {
       const problems = rules.flatMap((r) => r.refProblems);
       conds.set(
