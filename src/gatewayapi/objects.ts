@@ -25,6 +25,45 @@ export interface Rejected {
 
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+type Classified =
+  { reject: Rejected } | { kind: string; group: string; ns: string; name: string; obj: KObject; k: string };
+
+/** Per input object (treated as immutable): its kind, group, key and normalised form. */
+const classified = new WeakMap<object, Classified>();
+
+function classify(raw: object): Classified {
+  const hit = classified.get(raw);
+  if (hit) return hit;
+  const c = classifyNew(raw as KObject);
+  classified.set(raw, c);
+  return c;
+}
+
+function classifyNew(o: KObject): Classified {
+  const kind = typeof o.kind === 'string' ? o.kind : 'unknown';
+  const md = o.metadata;
+  const name = md && typeof md === 'object' ? md.name : undefined;
+  const nsRaw = md && typeof md === 'object' ? md.namespace : undefined;
+  if (typeof name !== 'string' || name.length > 253 || !NAME.test(name)) {
+    return {
+      reject: {
+        kind,
+        name: typeof name === 'string' ? name.slice(0, 80) : undefined,
+        reason: 'metadata.name missing or invalid',
+      },
+    };
+  }
+  const group =
+    typeof o.apiVersion === 'string' && o.apiVersion.includes('/') ? o.apiVersion.split('/')[0] : '';
+  const cluster = kind === 'GatewayClass' || kind === 'Namespace';
+  const ns = cluster ? '' : typeof nsRaw === 'string' && nsRaw ? nsRaw : 'default';
+  if (!cluster && !NAME.test(ns)) return { reject: { kind, name, reason: 'metadata.namespace invalid' } };
+  // keep the caller's object when it is already normalised (callers' caches key on identity)
+  const normal = cluster ? md?.namespace === undefined : md?.namespace === ns;
+  const obj = normal ? o : { ...o, metadata: { ...md, name, namespace: cluster ? undefined : ns } };
+  return { kind, group, ns, name, obj, k: key(ns, name) };
+}
+
 export class ObjectSet {
   readonly gatewayClasses = new Map<string, GatewayClass>();
   readonly gateways = new Map<string, Gateway>();
@@ -44,31 +83,12 @@ export class ObjectSet {
         this.rejected.push({ kind: 'unknown', reason: 'not an object' });
         continue;
       }
-      const o = raw as KObject;
-      const kind = typeof o.kind === 'string' ? o.kind : 'unknown';
-      const md = o.metadata;
-      const name = md && typeof md === 'object' ? md.name : undefined;
-      const nsRaw = md && typeof md === 'object' ? md.namespace : undefined;
-      if (typeof name !== 'string' || name.length > 253 || !NAME.test(name)) {
-        this.rejected.push({
-          kind,
-          name: typeof name === 'string' ? name.slice(0, 80) : undefined,
-          reason: 'metadata.name missing or invalid',
-        });
+      const c = classify(raw);
+      if ('reject' in c) {
+        this.rejected.push(c.reject);
         continue;
       }
-      const group =
-        typeof o.apiVersion === 'string' && o.apiVersion.includes('/') ? o.apiVersion.split('/')[0] : '';
-      const cluster = kind === 'GatewayClass' || kind === 'Namespace';
-      const ns = cluster ? '' : typeof nsRaw === 'string' && nsRaw ? nsRaw : 'default';
-      if (!cluster && !NAME.test(ns)) {
-        this.rejected.push({ kind, name, reason: 'metadata.namespace invalid' });
-        continue;
-      }
-      // keep the caller's object when it is already normalised (callers' caches key on identity)
-      const normal = cluster ? md?.namespace === undefined : md?.namespace === ns;
-      const obj = normal ? o : { ...o, metadata: { ...md, name, namespace: cluster ? undefined : ns } };
-      const k = key(ns, name);
+      const { kind, group, ns, name, obj, k } = c;
       const needsSpec = (): boolean => {
         if (!obj.spec || typeof obj.spec !== 'object' || Array.isArray(obj.spec)) {
           this.rejected.push({

@@ -23,6 +23,13 @@ export interface EnvoyOptions {
   cache?: EnvoyCache;
 }
 
+interface VhostEncoding {
+  /** field 2 of RouteConfiguration: tag, length and the VirtualHost bytes */
+  part: Uint8Array;
+  json: JsonObject;
+  clusters: string[];
+}
+
 /**
  * Encodings kept across translations: each Envoy route entry per IR route object (the
  * gatewayapi RouteCache hands back the same objects for unchanged routes), and whole
@@ -45,6 +52,21 @@ export class EnvoyCache {
       this.routes.set(r, e);
     }
     return e;
+  }
+
+  private vhosts = new WeakMap<object, Map<string, VhostEncoding>>();
+
+  /** The encoding of a virtual host, by its (cached, immutable) sorted route list and name. */
+  vhost(routes: IRRoute[], name: string): VhostEncoding | undefined {
+    const v = this.vhosts.get(routes)?.get(name);
+    if (v) this.hits++;
+    return v;
+  }
+
+  setVhost(routes: IRRoute[], name: string, v: VhostEncoding): void {
+    let m = this.vhosts.get(routes);
+    if (!m) this.vhosts.set(routes, (m = new Map()));
+    m.set(name, v);
   }
 
   resource(
@@ -87,6 +109,15 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
   const vhJson: JsonObject[] = [];
   const clusters = new Set<string>();
   for (const vh of t.virtualHosts) {
+    // an unchanged virtual host (the same sorted route list) is not assembled again
+    const memo = cache.vhost(vh.routes, vh.name);
+    if (memo) {
+      parts.push(memo.part);
+      vhJson.push(memo.json);
+      for (const c of memo.clusters) clusters.add(c);
+      continue;
+    }
+    const vhClusters = new Set<string>();
     const vw = protobuf.Writer.create();
     const routes: JsonObject[] = [];
     for (const r of vh.routes) {
@@ -95,11 +126,11 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
       routes.push(e.json);
       const ra = e.json.route as JsonObject | undefined;
       if (ra) {
-        uniquePush(clusters, ra.cluster);
+        uniquePush(vhClusters, ra.cluster);
         const wc = ra.weighted_clusters as { clusters?: { name?: string }[] } | undefined;
-        for (const c of wc?.clusters ?? []) uniquePush(clusters, c.name);
+        for (const c of wc?.clusters ?? []) uniquePush(vhClusters, c.name);
         for (const m of (ra.request_mirror_policies as { cluster?: string }[] | undefined) ?? [])
-          uniquePush(clusters, m.cluster);
+          uniquePush(vhClusters, m.cluster);
       }
     }
     const vhHead = reg.encode('envoy.config.route.v3.VirtualHost', { name: vh.name, domains: vh.domains });
@@ -109,8 +140,12 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
     vhBytes.set(body, vhHead.length);
     const ow = protobuf.Writer.create();
     ow.uint32((2 << 3) | 2).bytes(vhBytes);
-    parts.push(ow.finish());
-    vhJson.push({ name: vh.name, domains: vh.domains, routes });
+    const part = ow.finish();
+    const vj: JsonObject = { name: vh.name, domains: vh.domains, routes };
+    parts.push(part);
+    vhJson.push(vj);
+    for (const c of vhClusters) clusters.add(c);
+    cache.setVhost(vh.routes, vh.name, { part, json: vj, clusters: [...vhClusters] });
   }
   const json = envoyRouteConfiguration({ ...t, virtualHosts: [] });
   json.virtual_hosts = vhJson;
