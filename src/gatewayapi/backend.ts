@@ -20,6 +20,16 @@ export interface BackendRefLike {
 
 export type BackendResult = { ok: true; cluster: IRCluster } | { ok: false; reason: string; message: string };
 
+/** One string object per cluster name, so that the many lookups by name hash it once. */
+const interned = new Map<string, string>();
+function intern(s: string): string {
+  const hit = interned.get(s);
+  if (hit !== undefined) return hit;
+  if (interned.size > 200_000) interned.clear();
+  interned.set(s, s);
+  return s;
+}
+
 const SUPPORTED_APP_PROTOCOLS = new Set(['http', 'kubernetes.io/h2c', 'kubernetes.io/ws', 'grpc']);
 
 export function resolveBackend(
@@ -89,7 +99,7 @@ export function resolveBackend(
     };
   }
   const h2 = purpose === 'grpc' || app === 'kubernetes.io/h2c' || app === 'grpc';
-  const name = `${ns}/${ref.name}/${ref.port}${purpose === 'grpc' ? '/grpc' : ''}`;
+  const name = intern(`${ns}/${ref.name}/${ref.port}${purpose === 'grpc' ? '/grpc' : ''}`);
   return {
     ok: true,
     cluster: {

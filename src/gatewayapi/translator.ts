@@ -91,7 +91,11 @@ function gatewaySignature(gateways: Map<string, GatewayState>, objs: ObjectSet, 
  */
 export class RouteCache {
   private sig = '';
-  private readonly m = new Map<string, { content: string; rules: CompiledRule[] }>();
+  /** per route object and listener port: the compiled rules, valid for one content and world */
+  private readonly m = new WeakMap<
+    object,
+    Map<string, { content: string; sig: string; rules: CompiledRule[] }>
+  >();
   hits = 0;
   misses = 0;
   /** sorted routes per virtual host (`<table>\0<domain>`), from the previous and the current call */
@@ -104,24 +108,27 @@ export class RouteCache {
     this.vhosts = this.vhostsNext;
     this.vhostsNext = new Map();
   }
+  /** a new world (Services, ReferenceGrants) invalidates every compiled rule */
   reset(sig: string): void {
-    if (sig !== this.sig) {
-      this.m.clear();
-      this.sig = sig;
-    }
+    this.sig = sig;
   }
-  get(id: string, content: string, make: () => CompiledRule[]): CompiledRule[] {
-    const e = this.m.get(id);
-    if (e && e.content === content) {
+  get(route: object, port: string, content: string, make: () => CompiledRule[]): CompiledRule[] {
+    let byPort = this.m.get(route);
+    const e = byPort?.get(port);
+    if (e && e.content === content && e.sig === this.sig) {
       this.hits++;
       return e.rules;
     }
     this.misses++;
     const rules = make();
-    this.m.set(id, { content, rules });
+    if (!byPort) this.m.set(route, (byPort = new Map()));
+    byPort.set(port, { content, sig: this.sig, rules });
     return rules;
   }
 }
+
+/** sort keys of status objects (reused across calls through the cache) */
+const statusKeys = new WeakMap<ObjectStatus, string>();
 
 function worldSignature(objs: ObjectSet): string {
   const h = createHash('sha256');
@@ -159,7 +166,6 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
     .map((y) => y.x);
 
   for (const [order, { route, orig }] of routes.entries()) {
-    const rk = key(route.metadata.namespace, route.metadata.name);
     const perPort = new Map<string, CompiledRule[]>();
     let content: string | undefined;
     const compile = (port: number, protocol: 'HTTP' | 'HTTPS'): CompiledRule[] => {
@@ -182,7 +188,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
           content ??= route.metadata.resourceVersion
             ? `rv:${route.metadata.resourceVersion}`
             : JSON.stringify(route.spec);
-          rules = opts.cache.get(`${route.kind}/${rk}/${pk}`, content, make);
+          rules = opts.cache.get(orig, pk, content, make);
         } else rules = make();
         perPort.set(pk, rules);
       }
@@ -277,10 +283,14 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
     });
     if (g.accepted) irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!, opts.cache));
   }
-  const sk = new Map(statuses.map((s) => [s, `${s.kind}/${s.namespace ?? ''}/${s.name}`]));
+  const sk = (s: ObjectStatus): string => {
+    let k = statusKeys.get(s);
+    if (k === undefined) statusKeys.set(s, (k = `${s.kind}/${s.namespace ?? ''}/${s.name}`));
+    return k;
+  };
   statuses.sort((a, b) => {
-    const ka = sk.get(a)!;
-    const kb = sk.get(b)!;
+    const ka = sk(a);
+    const kb = sk(b);
     return ka < kb ? -1 : ka > kb ? 1 : 0;
   });
   opts.cache?.rotate();
