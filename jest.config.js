@@ -11,6 +11,8 @@ const common = {
   },
 };
 export default {
+  // e2e tests drive real processes; unit tests finish in milliseconds either way
+  testTimeout: 120_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/**/*.test.ts'] },
     {

@@ -1,5 +1,5 @@
 /** Local HTTP backends on 127.0.0.x that say who they are. */
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { Server } from 'node:http';
 
 export interface Backend {
@@ -39,7 +39,6 @@ export async function get(
   url: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; backend: string; body: string }> {
-  const { request } = await import('node:http');
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, headers: { connection: 'close', ...headers } }, (res) => {
       let body = '';

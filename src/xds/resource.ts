@@ -87,12 +87,12 @@ export function resourceName(t: TypeUrl, json: JsonObject): string {
   return n;
 }
 
-function walk(j: Json, visit: (key: string, value: Json, parent: JsonObject) => void): void {
+function walk(j: Json, visit: (key: string, value: Json) => void): void {
   if (Array.isArray(j)) {
     for (const e of j) walk(e, visit);
   } else if (j && typeof j === 'object') {
     for (const [k, v] of Object.entries(j)) {
-      visit(k, v, j);
+      visit(k, v);
       walk(v, visit);
     }
   }
@@ -100,39 +100,41 @@ function walk(j: Json, visit: (key: string, value: Json, parent: JsonObject) => 
 
 /** Names this resource references, found by walking its JSON. */
 export function findDeps(t: TypeUrl, json: JsonObject): Deps {
-  const deps: Deps = { clusters: [], endpoints: [], routes: [], secrets: [] };
-  const add = (list: string[], v: Json | undefined) => {
-    if (typeof v === 'string' && v && !list.includes(v)) list.push(v);
+  // Sets, not list.includes: a route table can name tens of thousands of clusters
+  const clusters = new Set<string>();
+  const endpoints = new Set<string>();
+  const routes = new Set<string>();
+  const secrets = new Set<string>();
+  const add = (set: Set<string>, v: Json | undefined) => {
+    if (typeof v === 'string' && v) set.add(v);
   };
   if (t === TypeUrl.Cluster) {
     const eds = (json.eds_cluster_config ?? json.edsClusterConfig) as JsonObject | undefined;
-    if (eds) add(deps.endpoints, (eds.service_name ?? eds.serviceName ?? json.name) as Json);
+    if (eds) add(endpoints, (eds.service_name ?? eds.serviceName ?? json.name) as Json);
   }
-  walk(json, (k, v, parent) => {
+  walk(json, (k, v) => {
     switch (k) {
       case 'route_config_name':
       case 'routeConfigName':
-        add(deps.routes, v);
+        add(routes, v);
         break;
       case 'cluster':
-        if (t === TypeUrl.Route) add(deps.clusters, v);
+        if (t === TypeUrl.Route) add(clusters, v);
         break;
       case 'clusters':
-        if (t === TypeUrl.Route && Array.isArray(v))
-          for (const c of v) add(deps.clusters, (c as JsonObject)?.name);
+        if (t === TypeUrl.Route && Array.isArray(v)) for (const c of v) add(clusters, (c as JsonObject)?.name);
         break;
       case 'tls_certificate_sds_secret_configs':
       case 'tlsCertificateSdsSecretConfigs':
-        if (Array.isArray(v)) for (const c of v) add(deps.secrets, (c as JsonObject)?.name);
+        if (Array.isArray(v)) for (const c of v) add(secrets, (c as JsonObject)?.name);
         break;
       case 'validation_context_sds_secret_config':
       case 'validationContextSdsSecretConfig':
-        add(deps.secrets, (v as JsonObject)?.name);
+        add(secrets, (v as JsonObject)?.name);
         break;
     }
-    void parent;
   });
-  return deps;
+  return { clusters: [...clusters], endpoints: [...endpoints], routes: [...routes], secrets: [...secrets] };
 }
 
 /** Build a resource from its proto3 JSON: validate and encode it once. */

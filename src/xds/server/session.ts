@@ -210,6 +210,11 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     full: boolean,
   ): void {
     if (this.closed || !this.node) return;
+    if (full) {
+      // state of the world: whatever the client holds and the response lacks is gone
+      const inResponse = new Set(resources.map((r) => r.name));
+      removed = [...t.acked.keys()].filter((n) => !inResponse.has(n));
+    }
     const nonce = this.nextNonce();
     const now = Date.now();
     t.pending = {
@@ -309,38 +314,37 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     const E = TypeUrl.Endpoint;
     const L = TypeUrl.Listener;
     const R = TypeUrl.Route;
-    const union = (t: TypeUrl) => {
-      const m = new Map(this.state(t).view);
-      for (const [k, v] of snap.get(t)) m.set(k, v);
-      return m;
-    };
+    const union = (t: TypeUrl) => unionView(this.state(t).view, snap.get(t));
     // clusters that are new or changed need a fresh ClusterLoadAssignment (xds-rules 13)
-    const cdsBefore = this.state(C).view;
-    const changedClusters = [...snap.get(C).values()].filter((r) => cdsBefore.get(r.name)?.hash !== r.hash);
-    const freshEds = new Set(changedClusters.flatMap((r) => r.deps.endpoints));
-    const steps: [TypeUrl, ReadonlyMap<string, Resource>, Set<string>?][] = [
-      [S, union(S)],
-      [C, union(C)],
-      [E, union(E), freshEds],
-      [L, snap.get(L)],
-      [R, snap.get(R)],
-      [C, snap.get(C)],
-      [E, snap.get(E)],
-      [S, snap.get(S)],
+    const freshEds = freshEndpoints(this.state(C).view, snap.get(C));
+    // Steps are groups of types moved together; each group waits for its ACKs before the
+    // next. Secrets, clusters and endpoints go in one group because Envoy (SotW) ACKs a CDS
+    // update only once its new clusters have warmed, which needs their EDS (and SDS).
+    const steps: [TypeUrl, ReadonlyMap<string, Resource>, ReadonlySet<string>?][][] = [
+      [
+        [S, union(S)],
+        [C, union(C)],
+        [E, union(E), freshEds],
+      ],
+      [
+        [L, snap.get(L)],
+        [R, union(R)],
+      ],
+      [
+        [R, snap.get(R)],
+        [C, snap.get(C)],
+        [E, snap.get(E)],
+        [S, snap.get(S)],
+      ],
     ];
-    for (const [t, view, force] of steps) {
-      const r = await this.step(t, view, force);
+    for (const group of steps) {
+      const r = await this.step(group);
       if (r !== 'ok') {
-        if (r !== 'closed') this.log.warn({ type: SHORT[t], outcome: r }, 'pipeline stopped');
+        if (r !== 'closed')
+          this.log.warn({ types: group.map(([t]) => SHORT[t]), outcome: r }, 'pipeline stopped');
         return false;
       }
     }
-    return true;
-  }
-
-  private sameView(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
-    if (a.size !== b.size) return false;
-    for (const [k, v] of a) if (b.get(k)?.hash !== v.hash) return false;
     return true;
   }
 
@@ -382,20 +386,22 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
   }
 
   private async step(
-    tu: TypeUrl,
-    view: ReadonlyMap<string, Resource>,
-    force?: Set<string>,
+    group: [TypeUrl, ReadonlyMap<string, Resource>, ReadonlySet<string>?][],
   ): Promise<'ok' | 'nack' | 'closed' | 'timeout'> {
-    const t = this.state(tu);
-    const changed = !this.sameView(t.view, view);
-    if (changed) {
-      t.view = view;
-      t.held = undefined; // the content changed: a NACK hold no longer applies
-    }
-    if (force) for (const n of force) if (view.has(n)) t.force.add(n);
-    this.trySend(t);
-    if (this.stepDone(t)) return 'ok';
-    if (t.held !== undefined && !t.pending) return 'nack';
+    const ts = group.map(([tu, view, force]) => {
+      const t = this.state(tu);
+      if (!sameView(t.view, view)) {
+        t.view = view;
+        t.held = undefined; // the content changed: a NACK hold no longer applies
+      }
+      if (force) for (const n of force) if (view.has(n)) t.force.add(n);
+      return t;
+    });
+    for (const t of ts) this.trySend(t);
+    const nacked = () => ts.some((t) => t.held !== undefined && !t.pending);
+    const done = () => ts.every((t) => this.stepDone(t));
+    if (done()) return 'ok';
+    if (nacked()) return 'nack';
     return new Promise((resolve) => {
       const finish = (r: 'ok' | 'nack' | 'closed' | 'timeout') => {
         clearTimeout(timer);
@@ -404,23 +410,99 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       };
       const check = () => {
         if (this.closed) return finish('closed');
-        if (t.held !== undefined && !t.pending) return finish('nack');
-        if (this.stepDone(t)) finish('ok');
+        if (nacked()) return finish('nack');
+        if (done()) finish('ok');
       };
       const timer = setTimeout(() => {
         this.opts.metrics.streamErrors.inc({ reason: 'step_timeout' });
         this.log.warn(
-          {
-            type: SHORT[tu],
-            pending: t.pending?.nonce,
-            missing: [...this.required(t)].filter((n) => t.acked.get(n) !== t.view.get(n)?.hash),
-          },
+          Object.fromEntries(
+            ts.map((t) => [
+              SHORT[t.typeUrl],
+              {
+                pending: t.pending?.nonce,
+                missing: [...this.required(t)]
+                  .filter((n) => t.acked.get(n) !== t.view.get(n)?.hash)
+                  .slice(0, 20),
+              },
+            ]),
+          ),
           'pipeline step timed out waiting for the client; going on',
         );
-        t.force.clear();
-        finish(t.pending ? 'timeout' : 'ok');
+        for (const t of ts) t.force.clear();
+        finish(ts.some((t) => t.pending) ? 'timeout' : 'ok');
       }, this.opts.stepTimeoutMs);
       this.on('changed', check);
     });
   }
+}
+
+// Views are shared between the sessions of a group: the union of the same two maps, or
+// the fresh-EDS set of the same two cluster maps, is computed once (keyed by identity).
+const unionMemo = new WeakMap<
+  ReadonlyMap<string, Resource>,
+  WeakMap<ReadonlyMap<string, Resource>, ReadonlyMap<string, Resource>>
+>();
+
+function unionView(
+  a: ReadonlyMap<string, Resource>,
+  b: ReadonlyMap<string, Resource>,
+): ReadonlyMap<string, Resource> {
+  if (a === b || a.size === 0) return b;
+  let inner = unionMemo.get(a);
+  if (!inner) {
+    inner = new WeakMap();
+    unionMemo.set(a, inner);
+  }
+  let u = inner.get(b);
+  if (!u) {
+    let superset = true;
+    for (const k of a.keys()) {
+      if (!b.has(k)) {
+        superset = false;
+        break;
+      }
+    }
+    if (superset) u = b;
+    else {
+      const m = new Map(a);
+      for (const [k, v] of b) m.set(k, v);
+      u = m;
+    }
+    inner.set(b, u);
+  }
+  return u;
+}
+
+const freshMemo = new WeakMap<
+  ReadonlyMap<string, Resource>,
+  WeakMap<ReadonlyMap<string, Resource>, ReadonlySet<string>>
+>();
+
+function freshEndpoints(
+  before: ReadonlyMap<string, Resource>,
+  after: ReadonlyMap<string, Resource>,
+): ReadonlySet<string> {
+  if (before === after) return new Set();
+  let inner = freshMemo.get(before);
+  if (!inner) {
+    inner = new WeakMap();
+    freshMemo.set(before, inner);
+  }
+  let f = inner.get(after);
+  if (!f) {
+    const out = new Set<string>();
+    for (const r of after.values())
+      if (before.get(r.name)?.hash !== r.hash) for (const d of r.deps.endpoints) out.add(d);
+    f = out;
+    inner.set(after, f);
+  }
+  return f;
+}
+
+function sameView(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k)?.hash !== v.hash) return false;
+  return true;
 }
