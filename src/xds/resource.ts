@@ -122,7 +122,8 @@ export function findDeps(t: TypeUrl, json: JsonObject): Deps {
         if (t === TypeUrl.Route) add(clusters, v);
         break;
       case 'clusters':
-        if (t === TypeUrl.Route && Array.isArray(v)) for (const c of v) add(clusters, (c as JsonObject)?.name);
+        if (t === TypeUrl.Route && Array.isArray(v))
+          for (const c of v) add(clusters, (c as JsonObject)?.name);
         break;
       case 'tls_certificate_sds_secret_configs':
       case 'tlsCertificateSdsSecretConfigs':
