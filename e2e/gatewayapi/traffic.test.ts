@@ -36,6 +36,33 @@ function service(name: string, b: TestBackend, appProtocol?: string): unknown[] 
   ];
 }
 
+/** A Service whose endpoints come from several slices, each naming a backend and its conditions. */
+function slicedService(
+  name: string,
+  parts: { b: TestBackend; conditions: Record<string, boolean> }[],
+): unknown[] {
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { namespace: 'default', name },
+      spec: { ports: [{ name: 'p', port: 8080 }] },
+    },
+    ...parts.map((p, i) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        namespace: 'default',
+        name: `${name}-${i}`,
+        labels: { 'kubernetes.io/service-name': name },
+      },
+      addressType: 'IPv4',
+      ports: [{ name: 'p', port: p.b.port }],
+      endpoints: [{ addresses: [p.b.host], conditions: p.conditions }],
+    })),
+  ];
+}
+
 const ref = (name: string, weight?: number) => ({
   name,
   port: 8080,
@@ -109,6 +136,21 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
         metadata: { namespace: 'default', name: 'svc-empty' },
         spec: { ports: [{ name: 'p', port: 8080 }] },
       },
+      ...slicedService('svc-mixed', [
+        { b: b.b, conditions: { ready: true } },
+        { b: b.c, conditions: { ready: false, serving: true, terminating: true } },
+      ]),
+      ...slicedService('svc-draining', [
+        { b: b.c, conditions: { ready: false, serving: true, terminating: true } },
+      ]),
+      ...slicedService('svc-down', [{ b: b.a, conditions: { ready: false, serving: false } }]),
+      httpRoute('endpoints', {
+        rules: [
+          { matches: [prefix('/ep/mixed')], backendRefs: [ref('svc-mixed')] },
+          { matches: [prefix('/ep/draining')], backendRefs: [ref('svc-draining')] },
+          { matches: [prefix('/ep/down')], backendRefs: [ref('svc-down')] },
+        ],
+      }),
       httpRoute('precedence', {
         rules: [
           { matches: [prefix('/')], backendRefs: [ref('svc-a')] },
@@ -438,6 +480,12 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
     for (let i = 0; i < 40; i++) statuses.add((await http1(url('/invalid/half'))).status);
     expect([...statuses].sort()).toEqual([200, 500]);
     expect((await http1(url('/empty'))).status).toBe(503);
+  });
+
+  test('EndpointSlice conditions: ready endpoints only; terminating-but-serving ones when none is ready; none → 503', async () => {
+    for (let i = 0; i < 10; i++) expect(await backendOf('/ep/mixed')).toBe('b');
+    expect(await backendOf('/ep/draining')).toBe('c');
+    expect((await http1(url('/ep/down'))).status).toBe(503);
   });
 
   test('redirects: scheme/hostname with the well-known port, explicit port, full path and prefix replacement', async () => {
