@@ -147,6 +147,11 @@ export function makeResource(reg: ProtoRegistry, t: TypeUrl, json: JsonObject): 
 
 /** Deterministic version of a set of resources: hash of sorted (name, hash). */
 export function versionOf(resources: Iterable<Resource>): string {
-  const parts = [...resources].map((r) => `${r.name}\0${r.hash}`).sort();
+  return versionOfEntries([...resources].map((r) => [r.name, r.hash]));
+}
+
+/** The same version, from (name, hash) pairs: what a delta client holds has a version too. */
+export function versionOfEntries(entries: Iterable<[string, string]>): string {
+  const parts = [...entries].map(([name, hash]) => `${name}\0${hash}`).sort();
   return hashBytes(parts.join('\n'));
 }

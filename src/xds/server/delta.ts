@@ -1,6 +1,6 @@
 /** Incremental (delta) ADS (DeltaAggregatedResources). */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { SHORT, hashBytes } from '../resource.js';
+import { SHORT, hashBytes, versionOfEntries } from '../resource.js';
 import { anyLen, fieldLen, strLen } from './sotw.js';
 import type { Resource } from '../resource.js';
 import { Session } from './session.js';
@@ -147,7 +147,7 @@ export class DeltaSession extends Session {
           this.opts.cache.ledger.recordAlreadyHas(
             this.node.id,
             t.typeUrl,
-            contentKey,
+            versionOfEntries(t.acked),
             [...t.acked].map(([name, hash]) => ({ name, hash })),
           );
         }
@@ -157,6 +157,10 @@ export class DeltaSession extends Session {
     for (const n of newlyMissing) missing.add(n);
     for (const n of removed) if (t.names.has(n)) missing.add(n);
     for (const n of t.view.keys()) missing.delete(n);
-    this.send(t, add, allRemoved, contentKey, contentKey, false);
+    // the type's version is that of the whole set the client holds once it applies this
+    const holds = new Map(t.acked);
+    for (const n of allRemoved) holds.delete(n);
+    for (const r of add) holds.set(r.name, r.hash);
+    this.send(t, add, allRemoved, versionOfEntries(holds), contentKey, false);
   }
 }
