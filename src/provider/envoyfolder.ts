@@ -67,7 +67,8 @@ export function loadGroup(
 }
 
 export class EnvoyFolderProvider {
-  private watcher?: FSWatcher;
+  /** one non-recursive watcher per folder: Node's recursive watch on Linux loses files replaced by rename */
+  private readonly watchers = new Map<string, FSWatcher>();
   private timer?: NodeJS.Timeout;
   private errs: FolderError[] = [];
   private known = new Set<string>();
@@ -86,22 +87,52 @@ export class EnvoyFolderProvider {
   /** Load every group once (synchronously), then watch. */
   start(): void {
     this.reload();
-    this.watcher = watch(this.dir, { recursive: true }, () => {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.reload(), 100);
-    });
   }
 
   stop(): void {
     clearTimeout(this.timer);
-    this.watcher?.close();
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+
+  private schedule = () => {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(), 100);
+  };
+
+  /** Watch exactly the folders that exist now: the root, each namespace, each group. */
+  private syncWatchers(dirs: string[]): void {
+    const want = new Set(dirs);
+    for (const [d, w] of this.watchers) {
+      if (!want.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of want) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, this.schedule);
+        w.on('error', () => {
+          w.close();
+          this.watchers.delete(d);
+          this.schedule();
+        });
+        this.watchers.set(d, w);
+      } catch {
+        /* vanished between listing and watching: the next reload sees it */
+      }
+    }
   }
 
   reload(): void {
     const errs: FolderError[] = [];
     const seen = new Set<string>();
+    const dirs = [this.dir];
     for (const ns of safeDirs(this.dir)) {
+      dirs.push(join(this.dir, ns));
       for (const gw of safeDirs(join(this.dir, ns))) {
+        dirs.push(join(this.dir, ns, gw));
         const group = `${ns}/${gw}`;
         seen.add(group);
         const { resources, errors } = loadGroup(this.reg, join(this.dir, ns, gw), group);
@@ -131,6 +162,7 @@ export class EnvoyFolderProvider {
     }
     this.known = seen;
     this.errs = errs;
+    this.syncWatchers(dirs);
   }
 }
 
