@@ -60,16 +60,15 @@ afterAll(async () => {
 
 test('GET /debug/nodes: id, group, mode, and per type sent / acked / nacked with Envoy error text', async () => {
   type T = { version: string; nonce: string; at: string; error?: string };
-  const nodes =
-    await getJson<
-      {
-        id: string;
-        group: string;
-        mode: string;
-        connected: boolean;
-        types: Record<string, { sent?: T; acked?: T; nacked?: T }>;
-      }[]
-    >('/debug/nodes');
+  const nodes = await getJson<
+    {
+      id: string;
+      group: string;
+      mode: string;
+      connected: boolean;
+      types: Record<string, { sent?: T; acked?: T; nacked?: T }>;
+    }[]
+  >('/debug/nodes');
   expect(nodes).toHaveLength(1);
   const n = nodes[0];
   expect(n).toMatchObject({ id: 'envoy-7', group: 'default/gw', mode: 'sotw', connected: true });
