@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 NODE_OPTIONS_JEST := --experimental-vm-modules
 
-.PHONY: all deps protos build tools tools-envoy lint typecheck test test-unit test-e2e bench clean run
+.PHONY: all deps protos build tools tools-envoy tools-k8s k8s-up k8s-down k8s-smoke lint typecheck test test-unit test-e2e bench clean run
 
 all: build
 
@@ -21,10 +21,24 @@ protos: deps
 build: protos
 	npx tsc -p tsconfig.json
 
-tools: tools-envoy
+tools: tools-envoy tools-k8s
 
 tools-envoy:
 	scripts/install-envoy.sh
+
+# etcd, kube-apiserver, kube-controller-manager, kubectl built from the Go module proxy
+# (e2e/k8s/go.mod), Gateway API CRDs from the Go module cache. Cold: ~11 min on 2 cores.
+tools-k8s:
+	e2e/k8s/build.sh
+
+k8s-up: tools-k8s
+	e2e/k8s/start.sh --with-controller-manager
+
+k8s-down:
+	e2e/k8s/stop.sh
+
+k8s-smoke: tools-k8s
+	e2e/k8s/smoke.sh
 
 typecheck: protos
 	npx tsc -p tsconfig.json --noEmit
@@ -40,7 +54,7 @@ test-e2e: build tools
 	NODE_OPTIONS=$(NODE_OPTIONS_JEST) npx jest --selectProjects e2e --runInBand
 
 # The one command that runs every test (CI runs exactly this).
-test: deps protos tools build lint test-unit test-e2e
+test: deps protos tools build lint test-unit test-e2e k8s-smoke
 
 bench: build tools
 	node dist/bench/fanout.js
