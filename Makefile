@@ -9,7 +9,8 @@ NODE_OPTIONS_JEST := --experimental-vm-modules
 all: build
 
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@# npm ci refuses this lock: the registry here lacks other platforms' optional native packages
+	npm install --no-audit --no-fund --prefer-offline
 	@touch $@
 
 deps: node_modules/.package-lock.json
