@@ -64,6 +64,11 @@ export class Ledger extends EventEmitter<{
   private readonly nodes = new Map<string, NodeLedger>();
   private nextStream = 1;
 
+  /** @param keepDisconnected how many disconnected nodes to remember (oldest forgotten first) */
+  constructor(private readonly keepDisconnected = 1000) {
+    super();
+  }
+
   connect(id: string, group: string, mode: Mode, peer: string): number {
     const streamId = this.nextStream++;
     const prev = this.nodes.get(id);
@@ -92,6 +97,15 @@ export class Ledger extends EventEmitter<{
     n.disconnectedAt = Date.now();
     for (const t of n.types.values()) t.inflight.clear();
     this.emit('disconnect', n);
+    this.prune();
+  }
+
+  /** Forget the longest-disconnected nodes beyond keepDisconnected (Envoy pods come and go). */
+  private prune(): void {
+    const gone = [...this.nodes.values()].filter((x) => !x.connected);
+    if (gone.length <= this.keepDisconnected) return;
+    gone.sort((a, b) => (a.disconnectedAt ?? 0) - (b.disconnectedAt ?? 0));
+    for (const x of gone.slice(0, gone.length - this.keepDisconnected)) this.nodes.delete(x.id);
   }
 
   get(id: string): NodeLedger | undefined {
