@@ -2,6 +2,7 @@
  * backendRefs: resolve a reference to a Service port into a cluster (endpoints from
  * EndpointSlices), or say why it cannot be used (the spec's ResolvedRefs reasons).
  */
+import { isIP } from 'node:net';
 import type { ObjectSet } from './objects.js';
 import type { IRCluster, IREndpoint } from './ir.js';
 import { refPermitted } from './referencegrant.js';
@@ -147,7 +148,7 @@ function sliceEndpoints(
         const serving = c.serving ?? ready;
         if (!ready && !serving) continue;
         for (const a of e.addresses) {
-          if (typeof a !== 'string' || !/^[0-9a-fA-F:.]+$/.test(a)) continue;
+          if (typeof a !== 'string' || isIP(a) === 0) continue; // Envoy takes IP addresses only
           out.push({ address: a, port, ready });
         }
       }

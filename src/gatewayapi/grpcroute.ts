@@ -7,7 +7,7 @@ import type { CompiledRule, RefProblem, RuleContext } from './httproute.js';
 import type { IRCluster, IRMatch, IRRoute } from './ir.js';
 import { re2Error, re2Escape } from './re2.js';
 import type { GRPCRoute, GRPCRouteMatch, GRPCRouteRule } from './types.js';
-import { RuleError, headerOps } from './validate.js';
+import { RuleError, asList, headerOps } from './validate.js';
 
 const SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
@@ -18,10 +18,17 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
   let path: IRMatch['path'] = { type: 'Prefix', value: '/' };
   const grpc = { serviceChars: 0, methodChars: 0 };
   if (mm) {
-    grpc.serviceChars = typeof mm.service === 'string' ? mm.service.length : 0;
+    grpc.serviceChars = typeof mm.service === 'string' ? mm.service.length : 0; // checked below
     grpc.methodChars = typeof mm.method === 'string' ? mm.method.length : 0;
     const type = mm.type ?? 'Exact';
+    if (typeof mm !== 'object') throw new RuleError(`${what}.method: must be an object`);
     const { service, method } = mm;
+    if (
+      (service !== undefined && typeof service !== 'string') ||
+      (method !== undefined && typeof method !== 'string')
+    ) {
+      throw new RuleError(`${what}.method: service and method must be strings`);
+    }
     if (!service && !method) throw new RuleError(`${what}.method: one of service and method is required`);
     if (type === 'Exact') {
       if (service !== undefined && !SERVICE.test(service))
@@ -50,7 +57,7 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
     }
   }
   const seen = new Set<string>();
-  const headers = (m.headers ?? [])
+  const headers = asList<NonNullable<GRPCRouteMatch['headers']>[number]>(m.headers, `${what}.headers`)
     .map((h, i) => compileStringMatch(h, `${what}.headers[${i}]`, true))
     .filter((h) => (seen.has(h.name) ? false : (seen.add(h.name), true)));
   return { path, headers, queryParams: [], grpc };
@@ -77,7 +84,10 @@ export function compileGRPCRule(
     let responseHeaders: IRRoute['responseHeaders'];
     const mirrors: NonNullable<IRRoute['mirrors']> = [];
     const seen = new Set<string>();
-    for (const [i, f] of (rule.filters ?? []).entries()) {
+    for (const [i, f] of asList<NonNullable<GRPCRouteRule['filters']>[number]>(
+      rule.filters,
+      `${what}.filters`,
+    ).entries()) {
       const w = `${what}.filters[${i}]`;
       if (f?.type !== 'RequestMirror' && seen.has(String(f?.type)))
         throw new RuleError(`${w}: filter ${f?.type} appears more than once`);
@@ -113,7 +123,11 @@ export function compileGRPCRule(
     }));
     return { index, routes, clusters, refProblems };
   } catch (err) {
-    if (!(err instanceof RuleError)) throw err;
-    return { index, error: err.message, routes: [], clusters: [], refProblems };
+    // anything else is a malformed value we did not foresee: the rule is dropped all the same
+    const message =
+      err instanceof RuleError
+        ? err.message
+        : `${what}: internal error on a malformed value (${String(err)})`;
+    return { index, error: message, routes: [], clusters: [], refProblems };
   }
 }

@@ -24,6 +24,7 @@ import {
   RuleError,
   checkHeaderName,
   checkHeaderValue,
+  asList,
   headerOps,
   isPort,
   parseDuration,
@@ -124,11 +125,15 @@ function compileMatch(m: HTTPRouteMatch, what: string): IRMatch {
     throw new RuleError(`${what}.path: type ${String(ptype)} is not supported`);
   }
   const headers = dedupe(
-    (m.headers ?? []).map((h, i) => compileStringMatch(h, `${what}.headers[${i}]`, true)),
+    asList<NonNullable<HTTPRouteMatch['headers']>[number]>(m.headers, `${what}.headers`).map((h, i) =>
+      compileStringMatch(h, `${what}.headers[${i}]`, true),
+    ),
     true,
   );
   const queryParams = dedupe(
-    (m.queryParams ?? []).map((q, i) => compileStringMatch(q, `${what}.queryParams[${i}]`, false)),
+    asList<NonNullable<HTTPRouteMatch['queryParams']>[number]>(m.queryParams, `${what}.queryParams`).map(
+      (q, i) => compileStringMatch(q, `${what}.queryParams[${i}]`, false),
+    ),
     false,
   );
   if (m.method !== undefined && !METHODS.has(m.method))
@@ -194,7 +199,7 @@ function compileFilters(
 ): Filters {
   const out: Filters = { mirrors: [] };
   const seen = new Set<string>();
-  for (const [i, f] of (filters ?? []).entries()) {
+  for (const [i, f] of asList<HTTPRouteFilter>(filters, `${what}.filters`).entries()) {
     const w = `${what}.filters[${i}]`;
     if (!f || typeof f !== 'object') throw new RuleError(`${w}: must be an object`);
     if (f.type !== 'RequestMirror' && seen.has(f.type))
@@ -285,7 +290,7 @@ function compileFilters(
 function compileCors(c: HTTPRouteFilter['cors'], what: string): IRCors {
   if (!c || typeof c !== 'object') throw new RuleError(`${what}: is required`);
   const origins: IRCors['allowOrigins'] = [];
-  for (const o of c.allowOrigins ?? []) {
+  for (const o of asList<string>(c.allowOrigins, `${what}.allowOrigins`)) {
     if (typeof o !== 'string' || o.length > 253 || /\s/.test(o))
       throw new RuleError(`${what}.allowOrigins: ${JSON.stringify(o)} is not an origin`);
     if (o === '*') origins.push({ type: 'Any', value: '*' });
@@ -432,7 +437,7 @@ export function compileHTTPRule(
     const retry = compileRetry((rule as { retry?: HTTPRouteRetry }).retry, `${what}.retry`);
     let action: IRRoute['action'];
     if (f.redirect) {
-      if ((rule.backendRefs ?? []).length > 0)
+      if (asList(rule.backendRefs, `${what}.backendRefs`).length > 0)
         throw new RuleError(`${what}: RequestRedirect cannot be used with backendRefs`);
       action = { type: 'redirect', redirect: f.redirect };
     } else {
@@ -459,7 +464,11 @@ export function compileHTTPRule(
     }));
     return { index, routes, clusters, refProblems };
   } catch (err) {
-    if (!(err instanceof RuleError)) throw err;
-    return { index, error: err.message, routes: [], clusters: [], refProblems };
+    // anything else is a malformed value we did not foresee: the rule is dropped all the same
+    const message =
+      err instanceof RuleError
+        ? err.message
+        : `${what}: internal error on a malformed value (${String(err)})`;
+    return { index, error: message, routes: [], clusters: [], refProblems };
   }
 }

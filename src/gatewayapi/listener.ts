@@ -148,117 +148,143 @@ export function buildListeners(
       conds: new Conditions(gen, now, prevListeners.get(name) ?? []),
     };
     out.push(st);
-    if (!l || typeof l !== 'object') {
-      st.acceptError = { reason: Reason.Invalid, message: 'listener must be an object' };
-      continue;
-    }
-    if (!isPort(l.port))
-      st.acceptError = {
-        reason: Reason.PortUnavailable,
-        message: `port ${String(l.port)} is not in 1-65535`,
-      };
-    else if (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS') {
-      st.acceptError = {
-        reason: Reason.UnsupportedProtocol,
-        message: `protocol ${String(l.protocol)} is not supported (HTTP, HTTPS)`,
-      };
-    } else if (l.hostname !== undefined && hostnameError(l.hostname)) {
-      st.acceptError = { reason: Reason.Invalid, message: hostnameError(l.hostname)! };
-    } else if (l.protocol === 'HTTPS' && l.tls?.mode === 'Passthrough') {
-      st.acceptError = {
-        reason: Reason.UnsupportedProtocol,
-        message: 'tls.mode Passthrough is not supported on HTTPS listeners',
-      };
-    }
-    // allowedRoutes.kinds
-    const ar = l.allowedRoutes ?? {};
-    if (Array.isArray(ar.kinds) && ar.kinds.length > 0) {
-      const bad: string[] = [];
-      for (const k of ar.kinds) {
-        const g = k?.group ?? GATEWAY_GROUP;
-        if (g === GATEWAY_GROUP && ROUTE_KINDS.includes(k?.kind as RouteKind)) {
-          if (!st.supportedKinds.includes(k.kind as RouteKind)) st.supportedKinds.push(k.kind as RouteKind);
-        } else bad.push(`${g}/${String(k?.kind)}`);
+    try {
+      if (!l || typeof l !== 'object') {
+        st.acceptError = { reason: Reason.Invalid, message: 'listener must be an object' };
+        continue;
       }
-      if (bad.length)
-        st.refsError = {
-          reason: Reason.InvalidRouteKinds,
-          message: `route kinds not supported: ${bad.join(', ')}`,
+      if (!isPort(l.port))
+        st.acceptError = {
+          reason: Reason.PortUnavailable,
+          message: `port ${String(l.port)} is not in 1-65535`,
         };
-    } else {
-      st.supportedKinds = [...ROUTE_KINDS];
-    }
-    // allowedRoutes.namespaces
-    const from = ar.namespaces?.from ?? 'Same';
-    if (from === 'Same') st.allowsNamespace = (n) => n === ns;
-    else if (from === 'All') st.allowsNamespace = () => true;
-    else if (from === 'Selector') {
-      try {
-        const m = selectorMatcher(ar.namespaces?.selector as Selector);
-        st.allowsNamespace = (n) => m(objs.namespaceLabels(n));
-      } catch (err) {
-        st.acceptError ??= { reason: Reason.Invalid, message: `allowedRoutes: ${(err as Error).message}` };
+      else if (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS') {
+        st.acceptError = {
+          reason: Reason.UnsupportedProtocol,
+          message: `protocol ${String(l.protocol)} is not supported (HTTP, HTTPS)`,
+        };
+      } else if (l.hostname !== undefined && hostnameError(l.hostname)) {
+        st.acceptError = { reason: Reason.Invalid, message: hostnameError(l.hostname)! };
+      } else if (l.protocol === 'HTTPS' && l.tls?.mode === 'Passthrough') {
+        st.acceptError = {
+          reason: Reason.UnsupportedProtocol,
+          message: 'tls.mode Passthrough is not supported on HTTPS listeners',
+        };
       }
-    } else
-      st.acceptError ??= {
+      // allowedRoutes.kinds
+      const ar = l.allowedRoutes ?? {};
+      if (Array.isArray(ar.kinds) && ar.kinds.length > 0) {
+        const bad: string[] = [];
+        for (const k of ar.kinds) {
+          const g = k?.group ?? GATEWAY_GROUP;
+          if (g === GATEWAY_GROUP && ROUTE_KINDS.includes(k?.kind as RouteKind)) {
+            if (!st.supportedKinds.includes(k.kind as RouteKind)) st.supportedKinds.push(k.kind as RouteKind);
+          } else bad.push(`${g}/${String(k?.kind)}`);
+        }
+        if (bad.length)
+          st.refsError = {
+            reason: Reason.InvalidRouteKinds,
+            message: `route kinds not supported: ${bad.join(', ')}`,
+          };
+      } else {
+        st.supportedKinds = [...ROUTE_KINDS];
+      }
+      // allowedRoutes.namespaces
+      const from = ar.namespaces?.from ?? 'Same';
+      if (from === 'Same') st.allowsNamespace = (n) => n === ns;
+      else if (from === 'All') st.allowsNamespace = () => true;
+      else if (from === 'Selector') {
+        try {
+          const m = selectorMatcher(ar.namespaces?.selector as Selector);
+          st.allowsNamespace = (n) => m(objs.namespaceLabels(n));
+        } catch (err) {
+          st.acceptError ??= { reason: Reason.Invalid, message: `allowedRoutes: ${(err as Error).message}` };
+        }
+      } else
+        st.acceptError ??= {
+          reason: Reason.Invalid,
+          message: `allowedRoutes.namespaces.from ${String(from)} is not supported`,
+        };
+      // TLS
+      if (l.protocol === 'HTTPS' && !st.acceptError) {
+        const refs = Array.isArray(l.tls?.certificateRefs) ? l.tls.certificateRefs : [];
+        if (refs.length === 0)
+          st.refsError ??= {
+            reason: Reason.InvalidCertificateRef,
+            message: 'HTTPS listener needs tls.certificateRefs',
+          };
+        const problems: { reason: string; message: string }[] = [];
+        for (const r of refs) {
+          if (!r || typeof r !== 'object' || typeof r.name !== 'string' || !r.name) {
+            problems.push({
+              reason: Reason.InvalidCertificateRef,
+              message: 'certificateRef must name a Secret',
+            });
+            continue;
+          }
+          if (
+            (r.namespace !== undefined && typeof r.namespace !== 'string') ||
+            (r.group !== undefined && typeof r.group !== 'string') ||
+            (r.kind !== undefined && typeof r.kind !== 'string')
+          ) {
+            problems.push({
+              reason: Reason.InvalidCertificateRef,
+              message: 'certificateRef group, kind and namespace must be strings',
+            });
+            continue;
+          }
+          const g = r?.group ?? '';
+          const kind = r?.kind ?? 'Secret';
+          const sns = r?.namespace ?? ns;
+          if (g !== '' || kind !== 'Secret') {
+            problems.push({
+              reason: Reason.InvalidCertificateRef,
+              message: `certificateRef kind ${g ? g + '/' : ''}${kind} is not supported`,
+            });
+            continue;
+          }
+          if (
+            !refPermitted(
+              objs,
+              { group: GATEWAY_GROUP, kind: 'Gateway', namespace: ns },
+              { group: '', kind: 'Secret', namespace: sns, name: r.name },
+            )
+          ) {
+            problems.push({
+              reason: Reason.RefNotPermitted,
+              message: `certificateRef to Secret ${sns}/${r.name} is not permitted by any ReferenceGrant`,
+            });
+            continue;
+          }
+          const s = objs.secrets.get(key(sns, r.name));
+          if (!s) {
+            problems.push({
+              reason: Reason.InvalidCertificateRef,
+              message: `Secret ${sns}/${r.name} not found`,
+            });
+            continue;
+          }
+          const t = tlsSecret(s);
+          if (!t.ok) {
+            problems.push({ reason: Reason.InvalidCertificateRef, message: t.message });
+            continue;
+          }
+          st.certificates.push({ name: key(sns, r.name), certPem: t.certPem, keyPem: t.keyPem });
+        }
+        if (problems.length)
+          st.refsError ??= { reason: problems[0].reason, message: problems.map((p) => p.message).join('; ') };
+        if (st.certificates.length === 0) st.programmedError = 'no valid certificate';
+      }
+      // a listener of a protocol we do not serve supports no route kind
+      if (st.acceptError?.reason === Reason.UnsupportedProtocol) st.supportedKinds = [];
+      if (st.supportedKinds.length === 0) st.programmedError ??= 'no supported route kinds';
+    } catch (err) {
+      // a malformed value we did not foresee: this listener is not accepted, the others are unaffected
+      st.acceptError = {
         reason: Reason.Invalid,
-        message: `allowedRoutes.namespaces.from ${String(from)} is not supported`,
+        message: `internal error on a malformed value: ${String(err).slice(0, 200)}`,
       };
-    // TLS
-    if (l.protocol === 'HTTPS' && !st.acceptError) {
-      const refs = Array.isArray(l.tls?.certificateRefs) ? l.tls.certificateRefs : [];
-      if (refs.length === 0)
-        st.refsError ??= {
-          reason: Reason.InvalidCertificateRef,
-          message: 'HTTPS listener needs tls.certificateRefs',
-        };
-      const problems: { reason: string; message: string }[] = [];
-      for (const r of refs) {
-        const g = r?.group ?? '';
-        const kind = r?.kind ?? 'Secret';
-        const sns = r?.namespace ?? ns;
-        if (g !== '' || kind !== 'Secret') {
-          problems.push({
-            reason: Reason.InvalidCertificateRef,
-            message: `certificateRef kind ${g ? g + '/' : ''}${kind} is not supported`,
-          });
-          continue;
-        }
-        if (
-          !refPermitted(
-            objs,
-            { group: GATEWAY_GROUP, kind: 'Gateway', namespace: ns },
-            { group: '', kind: 'Secret', namespace: sns, name: r.name },
-          )
-        ) {
-          problems.push({
-            reason: Reason.RefNotPermitted,
-            message: `certificateRef to Secret ${sns}/${r.name} is not permitted by any ReferenceGrant`,
-          });
-          continue;
-        }
-        const s = objs.secrets.get(key(sns, r.name));
-        if (!s) {
-          problems.push({
-            reason: Reason.InvalidCertificateRef,
-            message: `Secret ${sns}/${r.name} not found`,
-          });
-          continue;
-        }
-        const t = tlsSecret(s);
-        if (!t.ok) {
-          problems.push({ reason: Reason.InvalidCertificateRef, message: t.message });
-          continue;
-        }
-        st.certificates.push({ name: key(sns, r.name), certPem: t.certPem, keyPem: t.keyPem });
-      }
-      if (problems.length)
-        st.refsError ??= { reason: problems[0].reason, message: problems.map((p) => p.message).join('; ') };
-      if (st.certificates.length === 0) st.programmedError = 'no valid certificate';
     }
-    // a listener of a protocol we do not serve supports no route kind
-    if (st.acceptError?.reason === Reason.UnsupportedProtocol) st.supportedKinds = [];
-    if (st.supportedKinds.length === 0) st.programmedError ??= 'no supported route kinds';
   }
   // conflicts among the listeners that are otherwise acceptable
   const byPort = new Map<number, ListenerState[]>();

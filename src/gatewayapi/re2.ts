@@ -14,6 +14,7 @@ const cache = new Map<string, string | null>();
 
 /** undefined when `pattern` is a valid RE2 expression, else the reason. */
 export function re2Error(pattern: string): string | undefined {
+  if (pattern === '') return 'empty regular expression';
   if (pattern.length > MAX_REGEX_LENGTH)
     return `regular expression longer than ${MAX_REGEX_LENGTH} characters`;
   let r = cache.get(pattern);

@@ -24,7 +24,7 @@ import type {
 import type { ListenerState } from './listener.js';
 import { ObjectSet, sortedValues } from './objects.js';
 import type { Rejected } from './objects.js';
-import { attachRoute, compareRoutes } from './route.js';
+import { attachRoute as attachRouteUnsafe, compareRoutes } from './route.js';
 import type { AnyRoute, Attachment, ParentStatus } from './route.js';
 import type { Condition } from './status.js';
 import { DEFAULT_CONTROLLER, GATEWAY_GROUP, key } from './types.js';
@@ -127,6 +127,32 @@ export class RouteCache {
   }
 }
 
+/**
+ * attachRoute, but a malformed route we did not foresee never takes the others down: its
+ * attachments so far are dropped and it is set aside with the error.
+ */
+function attachRoute(...args: Parameters<typeof attachRouteUnsafe>): ParentStatus[] {
+  const [route, , , , , , attach] = args;
+  const pending: [GatewayState, Attachment][] = [];
+  try {
+    const out = attachRouteUnsafe(args[0], args[1], args[2], args[3], args[4], args[5], (gw, a) =>
+      pending.push([gw, a]),
+    );
+    for (const [gw, a] of pending) attach(gw, a);
+    return out;
+  } catch (err) {
+    for (const [, a] of pending) a.listener.attachedRoutes--;
+    internalErrors.push({
+      kind: route.kind,
+      namespace: route.metadata.namespace,
+      name: route.metadata.name,
+      reason: `internal error on a malformed value: ${String(err).slice(0, 200)}`,
+    });
+    return [];
+  }
+}
+let internalErrors: Rejected[] = [];
+
 /** sort keys of status objects (reused across calls through the cache) */
 const statusKeys = new WeakMap<ObjectStatus, string>();
 
@@ -143,6 +169,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const controllerName = opts.controllerName ?? DEFAULT_CONTROLLER;
   const now = opts.now ?? new Date(0).toISOString().replace('.000Z', 'Z');
   const objs = new ObjectSet(objects);
+  internalErrors = [];
   const classes = buildClasses(objs, controllerName, now);
   const gateways = buildGateways(objs, classes, now);
   const attachments = new Map<GatewayState, Attachment[]>();
@@ -295,7 +322,9 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   });
   opts.cache?.rotate();
   const rk = (r: Rejected) => JSON.stringify([r.kind, r.namespace ?? '', r.name ?? '', r.reason]);
-  const rejected = [...objs.rejected].sort((a, b) => (rk(a) < rk(b) ? -1 : rk(a) > rk(b) ? 1 : 0));
+  const rejected = [...objs.rejected, ...internalErrors].sort((a, b) =>
+    rk(a) < rk(b) ? -1 : rk(a) > rk(b) ? 1 : 0,
+  );
   return { ir: { gateways: irGateways }, statuses, rejected };
 }
 

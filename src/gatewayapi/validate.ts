@@ -75,3 +75,10 @@ export function parseDuration(d: unknown, what: string): number {
 export function isPort(p: unknown): p is number {
   return typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
 }
+
+/** An optional list field: [] when absent, a RuleError when present but not a list. */
+export function asList<T>(v: T[] | undefined | unknown, what: string): T[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new RuleError(`${what}: must be a list`);
+  return v as T[];
+}
