@@ -62,7 +62,7 @@ bench: build tools
 	node dist/bench/wire-bytes.js
 
 run: build
-	node dist/src/cli.js serve --envoy-dir e2e/testdata/envoy-folder
+	node dist/src/cli.js serve --config-dir e2e/testdata/gateway-folder
 
 clean:
 	rm -rf dist src/generated protos/vendor

@@ -3,6 +3,8 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { DebugServer } from './debug/server.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
+import { FileProvider } from './provider/file/index.js';
+import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 import { SnapshotCache } from './xds/cache/cache.js';
 import { protoRegistry } from './xds/proto.js';
 import { AdsServer } from './xds/server/ads.js';
@@ -15,6 +17,12 @@ export interface AppOptions {
   debugAddress?: string;
   /** a folder of Envoy resources to serve (see provider/envoyfolder.ts) */
   envoyDir?: string;
+  /** standalone mode: a folder of Gateway API YAML (see provider/file) */
+  configDir?: string;
+  /** GatewayClasses whose controllerName is this are ours */
+  controllerName?: string;
+  /** address the translated Envoy listeners bind (default 0.0.0.0) */
+  listenerAddress?: string;
   stepTimeoutMs?: number;
   maxRequestsPerSecond?: number;
   defaultMetrics?: boolean;
@@ -25,6 +33,7 @@ export interface App {
   ads: AdsServer;
   debug?: DebugServer;
   metrics: Metrics;
+  files?: FileProvider;
   xdsPort: number;
   debugPort: number;
   close(): Promise<void>;
@@ -48,6 +57,18 @@ export async function startApp(o: AppOptions): Promise<App> {
     folder = new EnvoyFolderProvider(o.envoyDir, cache, registry, o.log.child({ provider: 'envoy-folder' }));
     folder.start(); // loads synchronously before ADS listens: a restart serves the same config at once
   }
+  let files: FileProvider | undefined;
+  if (o.configDir) {
+    files = new FileProvider({
+      dir: o.configDir,
+      cache,
+      registry,
+      log: o.log.child({ provider: 'file' }),
+      controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
+      bindAddress: o.listenerAddress,
+    });
+    files.start(); // synchronous too
+  }
   ready = true;
   const ads = new AdsServer({
     cache,
@@ -66,7 +87,10 @@ export async function startApp(o: AppOptions): Promise<App> {
       metrics,
       log: o.log,
       ready: () => ready,
-      extra: folder ? { 'folder-errors': () => folder.errors() } : undefined,
+      extra: {
+        ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
+        ...(files ? { status: () => files.status(), 'config-errors': () => files.errors() } : {}),
+      },
     });
     const [h, p] = splitHostPort(o.debugAddress);
     debugPort = await debug.listen(h, p);
@@ -77,10 +101,12 @@ export async function startApp(o: AppOptions): Promise<App> {
     ads,
     debug,
     metrics,
+    files,
     xdsPort,
     debugPort,
     async close() {
       folder?.stop();
+      files?.stop();
       await debug?.close();
       await ads.close();
     },

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
 import { makeLogger } from './log.js';
+import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 
 const program = new Command();
 program
@@ -19,26 +20,49 @@ program
   .option('--xds-address <host:port>', 'ADS (gRPC) listen address', '127.0.0.1:18000')
   .option('--debug-address <host:port>', 'debug HTTP endpoint listen address', '127.0.0.1:19001')
   .option('--envoy-dir <dir>', 'serve Envoy resources from this folder: <dir>/<namespace>/<gateway>/*.yaml')
+  .option(
+    '--config-dir <dir>',
+    'standalone mode: translate a watched folder of Gateway API YAML (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, Service, EndpointSlice, Secret, Namespace); status at GET /debug/status',
+  )
+  .option(
+    '--controller-name <name>',
+    'GatewayClasses whose spec.controllerName is this are served',
+    DEFAULT_CONTROLLER_NAME,
+  )
+  .option('--listener-address <ip>', 'address the Envoy listeners of Gateways bind', '0.0.0.0')
   .option('--log-level <level>', 'pino log level', 'info')
-  .action(async (o: { xdsAddress: string; debugAddress: string; envoyDir?: string; logLevel: string }) => {
-    const log = makeLogger({ level: o.logLevel });
-    const app = await startApp({
-      log,
-      xdsAddress: o.xdsAddress,
-      debugAddress: o.debugAddress,
-      envoyDir: o.envoyDir,
-      defaultMetrics: true,
-    });
-    const stop = (sig: string) => {
-      log.info({ sig }, 'shutting down');
-      app.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  .action(
+    async (o: {
+      xdsAddress: string;
+      debugAddress: string;
+      envoyDir?: string;
+      configDir?: string;
+      controllerName: string;
+      listenerAddress: string;
+      logLevel: string;
+    }) => {
+      const log = makeLogger({ level: o.logLevel });
+      const app = await startApp({
+        log,
+        xdsAddress: o.xdsAddress,
+        debugAddress: o.debugAddress,
+        envoyDir: o.envoyDir,
+        configDir: o.configDir,
+        controllerName: o.controllerName,
+        listenerAddress: o.listenerAddress,
+        defaultMetrics: true,
+      });
+      const stop = (sig: string) => {
+        log.info({ sig }, 'shutting down');
+        app.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    },
+  );
 
 program
   .command('bootstrap')

@@ -8,8 +8,7 @@
  * resource that does not encode is reported (log + `errors()`), and the group keeps the
  * last snapshot that loaded whole: a bad edit never withdraws config already served.
  */
-import { readdirSync, readFileSync, statSync, watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Logger } from '../log.js';
@@ -18,6 +17,7 @@ import { Snapshot } from '../xds/cache/snapshot.js';
 import type { JsonObject, ProtoRegistry } from '../xds/proto.js';
 import { isKnownType, makeResource } from '../xds/resource.js';
 import type { Resource } from '../xds/resource.js';
+import { DirWatcher, safeDirs } from './watch.js';
 
 export interface FolderError {
   group: string;
@@ -68,8 +68,7 @@ export function loadGroup(
 
 export class EnvoyFolderProvider {
   /** one non-recursive watcher per folder: Node's recursive watch on Linux loses files replaced by rename */
-  private readonly watchers = new Map<string, FSWatcher>();
-  private timer?: NodeJS.Timeout;
+  private readonly watcher = new DirWatcher(() => this.reload());
   private errs: FolderError[] = [];
   private known = new Set<string>();
 
@@ -90,39 +89,7 @@ export class EnvoyFolderProvider {
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    for (const w of this.watchers.values()) w.close();
-    this.watchers.clear();
-  }
-
-  private schedule = () => {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload(), 100);
-  };
-
-  /** Watch exactly the folders that exist now: the root, each namespace, each group. */
-  private syncWatchers(dirs: string[]): void {
-    const want = new Set(dirs);
-    for (const [d, w] of this.watchers) {
-      if (!want.has(d)) {
-        w.close();
-        this.watchers.delete(d);
-      }
-    }
-    for (const d of want) {
-      if (this.watchers.has(d)) continue;
-      try {
-        const w = watch(d, this.schedule);
-        w.on('error', () => {
-          w.close();
-          this.watchers.delete(d);
-          this.schedule();
-        });
-        this.watchers.set(d, w);
-      } catch {
-        /* vanished between listing and watching: the next reload sees it */
-      }
-    }
+    this.watcher.close();
   }
 
   reload(): void {
@@ -162,16 +129,6 @@ export class EnvoyFolderProvider {
     }
     this.known = seen;
     this.errs = errs;
-    this.syncWatchers(dirs);
-  }
-}
-
-function safeDirs(dir: string): string[] {
-  try {
-    return readdirSync(dir)
-      .filter((d) => !d.startsWith('.') && statSync(join(dir, d)).isDirectory())
-      .sort();
-  } catch {
-    return [];
+    this.watcher.sync(dirs);
   }
 }

@@ -1,0 +1,334 @@
+/**
+ * Standalone mode: a watched folder of Kubernetes YAML (GatewayClass, Gateway, HTTPRoute,
+ * GRPCRoute, ReferenceGrant, Service, EndpointSlice, Secret, Namespace; several documents
+ * per file, `kind: List` too; sub-folders are read). Every object goes through what the
+ * API server would do to it (schema.ts: CRD defaults and structural validation) and gets
+ * the metadata it would set: generation (1 on create, +1 when anything but metadata and
+ * status changes), resourceVersion, creationTimestamp, uid. The objects are translated and
+ * the snapshots published per Gateway; the status each object would be written is kept
+ * on it (for lastTransitionTime) and served by `status()` (`GET /debug/status`).
+ *
+ * Errors never withdraw what is served: a file that does not parse keeps its previous
+ * objects; an object the API server would reject keeps its previous version (like a
+ * failed `kubectl apply`); an empty file keeps its previous objects (a file being
+ * written); to withdraw objects, delete them from the file or delete the file.
+ */
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { ObjectStatus } from '../../gatewayapi/index.js';
+import type { Logger } from '../../log.js';
+import type { SnapshotCache } from '../../xds/cache/cache.js';
+import type { ProtoRegistry } from '../../xds/proto.js';
+import { Pipeline, nowRfc3339 } from '../pipeline.js';
+import { DirWatcher } from '../watch.js';
+import { admit } from './schema.js';
+
+type J = Record<string, unknown>;
+const isObj = (v: unknown): v is J => !!v && typeof v === 'object' && !Array.isArray(v);
+
+const CLUSTER_SCOPED = new Set(['GatewayClass', 'Namespace']);
+const ROUTE_KINDS = new Set(['HTTPRoute', 'GRPCRoute']);
+
+export interface FileError {
+  /** path relative to the folder */
+  file: string;
+  kind?: string;
+  namespace?: string;
+  name?: string;
+  error: string;
+}
+
+export interface StatusEntry {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+  generation: number;
+  /** the status signalbox writes for this object; null when it writes none */
+  status: Record<string, unknown> | null;
+}
+
+interface FileState {
+  text: string;
+  /** the last objects of this file that were admitted, by key */
+  objects: Map<string, J>;
+  errors: FileError[];
+}
+
+interface ObjState {
+  file: string;
+  /** JSON of the admitted object without metadata (its spec, for generation) */
+  spec: string;
+  /** JSON of its metadata as written in the file */
+  meta: string;
+  generation: number;
+  obj: J;
+  status: Record<string, unknown> | null;
+}
+
+export interface FileProviderOptions {
+  dir: string;
+  cache: SnapshotCache;
+  registry: ProtoRegistry;
+  log: Logger;
+  controllerName: string;
+  bindAddress?: string;
+  debounceMs?: number;
+}
+
+function keyOf(o: J): string {
+  const md = o.metadata as J;
+  return `${String(o.kind)}/${String(md.namespace ?? '')}/${String(md.name)}`;
+}
+
+export class FileProvider {
+  private readonly files = new Map<string, FileState>();
+  private readonly objs = new Map<string, ObjState>();
+  private readonly watcher: DirWatcher;
+  private readonly pipeline: Pipeline;
+  private rv = 0;
+  private errs: FileError[] = [];
+  /** translations run (one per change of the object set) */
+  translations = 0;
+
+  constructor(private readonly o: FileProviderOptions) {
+    this.watcher = new DirWatcher(() => this.reload(), o.debounceMs ?? 100);
+    this.pipeline = new Pipeline({
+      cache: o.cache,
+      registry: o.registry,
+      log: o.log,
+      controllerName: o.controllerName,
+      bindAddress: o.bindAddress,
+    });
+  }
+
+  /** Load and publish once (synchronously), then watch. */
+  start(): void {
+    this.reload();
+  }
+
+  stop(): void {
+    this.watcher.close();
+  }
+
+  errors(): FileError[] {
+    return this.errs;
+  }
+
+  /** One entry per object: what it looks like after defaulting, and the status written to it. */
+  status(): StatusEntry[] {
+    return [...this.objs.keys()].sort().map((k) => {
+      const s = this.objs.get(k)!;
+      const md = s.obj.metadata as J;
+      return {
+        apiVersion: String(s.obj.apiVersion),
+        kind: String(s.obj.kind),
+        ...(md.namespace ? { namespace: String(md.namespace) } : {}),
+        name: String(md.name),
+        generation: s.generation,
+        status: s.status,
+      };
+    });
+  }
+
+  /** The objects as the translator sees them (defaulted, with metadata and written status). */
+  objects(): J[] {
+    return [...this.objs.keys()].sort().map((k) => this.objs.get(k)!.obj);
+  }
+
+  reload(): void {
+    const dirs: string[] = [];
+    const paths: string[] = [];
+    const walk = (d: string) => {
+      dirs.push(d);
+      let names: string[];
+      try {
+        names = readdirSync(d).sort();
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        if (n.startsWith('.') || n.endsWith('~')) continue;
+        const p = join(d, n);
+        let st;
+        try {
+          st = statSync(p);
+        } catch {
+          continue;
+        }
+        if (st.isDirectory()) walk(p);
+        else if (st.isFile() && /\.(ya?ml|json)$/.test(n)) paths.push(relative(this.o.dir, p));
+      }
+    };
+    walk(this.o.dir);
+    paths.sort();
+
+    for (const f of [...this.files.keys()]) if (!paths.includes(f)) this.files.delete(f);
+    for (const f of paths) this.loadFile(f);
+
+    // merge: the first file (in path order) that defines an object wins
+    const errs: FileError[] = [];
+    const current = new Map<string, { file: string; obj: J }>();
+    for (const f of paths) {
+      const fs = this.files.get(f);
+      if (!fs) continue;
+      errs.push(...fs.errors);
+      for (const [k, obj] of fs.objects) {
+        const had = current.get(k);
+        if (had) {
+          const md = obj.metadata as J;
+          errs.push({
+            file: f,
+            kind: String(obj.kind),
+            namespace: md.namespace as string | undefined,
+            name: String(md.name),
+            error: `already defined in ${had.file}: ignored here`,
+          });
+          continue;
+        }
+        current.set(k, { file: f, obj });
+      }
+    }
+    for (const e of errs) {
+      if (!this.errs.some((x) => JSON.stringify(x) === JSON.stringify(e)))
+        this.o.log.error(e, 'config file error: the previous objects stay served');
+    }
+    this.errs = errs;
+
+    let changed = false;
+    for (const k of [...this.objs.keys()]) {
+      if (!current.has(k)) {
+        this.objs.delete(k);
+        changed = true;
+        this.o.log.info({ object: k }, 'object deleted');
+      }
+    }
+    for (const [k, { file, obj }] of current) {
+      const { metadata, status: _status, ...rest } = obj;
+      const spec = JSON.stringify(rest);
+      const meta = JSON.stringify(metadata);
+      const prev = this.objs.get(k);
+      if (prev && prev.spec === spec && prev.meta === meta) {
+        prev.file = file;
+        continue;
+      }
+      changed = true;
+      const md = { ...(metadata as J) };
+      const generation = !prev ? 1 : prev.spec === spec ? prev.generation : prev.generation + 1;
+      const pmd = prev?.obj.metadata as J | undefined;
+      md.generation = generation;
+      md.resourceVersion = String(++this.rv);
+      md.uid = pmd?.uid ?? randomUUID();
+      md.creationTimestamp ??= pmd?.creationTimestamp ?? nowRfc3339();
+      const out: J = { ...rest, metadata: md };
+      if (prev?.status) out.status = prev.status;
+      this.objs.set(k, { file, spec, meta, generation, obj: out, status: prev?.status ?? null });
+      this.o.log.info({ object: k, generation, file }, prev ? 'object changed' : 'object added');
+    }
+    if (changed || this.translations === 0) this.translate();
+    this.watcher.sync(dirs);
+  }
+
+  private loadFile(f: string): void {
+    let text: string;
+    try {
+      text = readFileSync(join(this.o.dir, f), 'utf8');
+    } catch {
+      return; // vanished since listing: the next event reloads
+    }
+    const prev = this.files.get(f);
+    if (prev && prev.text === text) return;
+    const keep = (error: string): void => {
+      this.files.set(f, {
+        text,
+        objects: prev?.objects ?? new Map(),
+        errors: [{ file: f, error }],
+      });
+    };
+    if (text.trim() === '' && prev && prev.objects.size > 0) {
+      keep('empty file (being written?): its previous objects stay');
+      return;
+    }
+    const docs = parseAllDocuments(text);
+    const raw: unknown[] = [];
+    for (const d of docs) {
+      if (d.errors.length > 0) {
+        keep(`YAML error: ${d.errors.map((e) => e.message).join('; ')}`);
+        return;
+      }
+      const v = d.toJS() as unknown;
+      if (v === null || v === undefined) continue;
+      if (isObj(v) && v.kind === 'List' && Array.isArray(v.items)) raw.push(...(v.items as unknown[]));
+      else raw.push(v);
+    }
+    const objects = new Map<string, J>();
+    const errors: FileError[] = [];
+    for (const r of raw) {
+      if (!isObj(r)) {
+        errors.push({ file: f, error: 'a document is not an object' });
+        continue;
+      }
+      const o = structuredClone(r);
+      const md = isObj(o.metadata) ? o.metadata : undefined;
+      if (md && !CLUSTER_SCOPED.has(String(o.kind)) && md.namespace === undefined) md.namespace = 'default';
+      if (md && CLUSTER_SCOPED.has(String(o.kind))) delete md.namespace;
+      const problems = admit(o);
+      if (problems.length > 0) {
+        const e: FileError = {
+          file: f,
+          kind: typeof o.kind === 'string' ? o.kind : undefined,
+          namespace: typeof md?.namespace === 'string' ? md.namespace : undefined,
+          name: typeof md?.name === 'string' ? md.name : undefined,
+          error: problems.join('; '),
+        };
+        errors.push(e);
+        // a rejected apply leaves the stored object as it was
+        if (md && typeof md.name === 'string') {
+          const k = keyOf(o);
+          const old = prev?.objects.get(k);
+          if (old) objects.set(k, old);
+        }
+        continue;
+      }
+      // the API server keeps generation, resourceVersion, uid, status for itself
+      for (const x of ['generation', 'resourceVersion', 'uid', 'managedFields']) delete (o.metadata as J)[x];
+      delete o.status;
+      const k = keyOf(o);
+      if (objects.has(k)) {
+        errors.push({
+          file: f,
+          kind: String(o.kind),
+          name: String((o.metadata as J).name),
+          error: 'defined twice in this file: the first one counts',
+        });
+        continue;
+      }
+      objects.set(k, o);
+    }
+    this.files.set(f, { text, objects, errors });
+  }
+
+  private translate(): void {
+    this.translations++;
+    const objects = [...this.objs.values()].map((s) => s.obj);
+    const res = this.pipeline.run(objects);
+    if (!res) return;
+    const byKey = new Map<string, ObjectStatus>();
+    for (const s of res.statuses) byKey.set(`${s.kind}/${s.namespace ?? ''}/${s.name}`, s);
+    for (const [k, st] of this.objs) {
+      const kind = String(st.obj.kind);
+      let next: Record<string, unknown> | null = byKey.get(k)?.status ?? null;
+      // a route we no longer serve: our parent entries are removed (others' would stay)
+      if (!next && ROUTE_KINDS.has(kind) && st.status) next = { parents: [] };
+      if (JSON.stringify(next) === JSON.stringify(st.status)) continue;
+      st.status = next;
+      const md = { ...(st.obj.metadata as J), resourceVersion: String(++this.rv) };
+      st.obj = { ...st.obj, metadata: md, ...(next ? { status: next } : {}) };
+      if (!next) delete st.obj.status;
+      this.o.log.info({ object: k, generation: st.generation, status: next }, 'status changed');
+    }
+    for (const r of res.rejected) this.o.log.warn(r, 'object set aside by the translator');
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Watching a tree of folders for the folder providers: one non-recursive fs.watch per
+ * folder (Node's recursive watch on Linux loses files replaced by rename, as editors and
+ * `sed -i` write them), and every event debounced into one callback.
+ */
+import { readdirSync, statSync, watch } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+
+export class DirWatcher {
+  private readonly watchers = new Map<string, FSWatcher>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly onChange: () => void,
+    private readonly debounceMs = 100,
+  ) {}
+
+  /** Run onChange once, debounceMs after the last event. */
+  schedule = (): void => {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onChange, this.debounceMs);
+  };
+
+  /** Watch exactly these folders (those that exist now); stop watching the others. */
+  sync(dirs: Iterable<string>): void {
+    const want = new Set(dirs);
+    for (const [d, w] of this.watchers) {
+      if (!want.has(d)) {
+        w.close();
+        this.watchers.delete(d);
+      }
+    }
+    for (const d of want) {
+      if (this.watchers.has(d)) continue;
+      try {
+        const w = watch(d, this.schedule);
+        w.on('error', () => {
+          w.close();
+          this.watchers.delete(d);
+          this.schedule();
+        });
+        this.watchers.set(d, w);
+      } catch {
+        /* vanished between listing and watching: the next reload sees it */
+      }
+    }
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
+  }
+}
+
+/** Sub-folders of dir (not hidden), sorted; none when dir cannot be read. */
+export function safeDirs(dir: string): string[] {
+  try {
+    return readdirSync(dir)
+      .filter((d) => !d.startsWith('.') && statSync(join(dir, d)).isDirectory())
+      .sort();
+  } catch {
+    return [];
+  }
+}
