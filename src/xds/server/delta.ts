@@ -1,6 +1,6 @@
 /** Incremental (delta) ADS (DeltaAggregatedResources). */
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { SHORT, hashBytes, versionOfEntries } from '../resource.js';
+import { SHORT, hashBytes } from '../resource.js';
 import { anyLen, fieldLen, strLen } from './sotw.js';
 import type { Resource } from '../resource.js';
 import { Session } from './session.js';
@@ -81,6 +81,7 @@ export class DeltaSession extends Session {
     const nonce = req.response_nonce ?? '';
     const sub = (req.resource_names_subscribe ?? []).filter((n) => n !== '');
     const unsub = (req.resource_names_unsubscribe ?? []).filter((n) => n !== '');
+    const wasWildcard = t.wildcard;
     if (!t.seen) {
       t.seen = true;
       // xds-rules 7: a first request naming nothing (or '*') is a wildcard subscription
@@ -88,18 +89,20 @@ export class DeltaSession extends Session {
       const initial = req.initial_resource_versions ?? {};
       for (const [name, version] of Object.entries(initial)) t.acked.set(name, version);
       if (Object.keys(initial).length > 0) this.resumed.add(t.typeUrl);
+      this.mark(t, 'all');
     } else {
       if (sub.includes('*')) t.wildcard = true;
     }
     if (unsub.includes('*')) t.wildcard = false;
-    const missing = this.reportedMissing.get(t.typeUrl) ?? new Set<string>();
-    this.reportedMissing.set(t.typeUrl, missing);
+    if (t.wildcard !== wasWildcard) this.mark(t, 'all');
+    const missing = this.missingOf(t);
     for (const n of sub) if (n !== '*') t.names.add(n);
     for (const n of unsub) {
       t.names.delete(n);
       t.acked.delete(n); // the client forgets it
       missing.delete(n);
     }
+    if (sub.length > 0 || unsub.length > 0) this.mark(t, [...sub, ...unsub]);
     // xds-rules 2: a stale nonce's ACK/NACK is ignored, its subscription changes are applied
     if (nonce !== '') {
       if (nonce !== t.lastNonce) {
@@ -112,24 +115,49 @@ export class DeltaSession extends Session {
     this.afterRequest(t);
   }
 
+  private missingOf(t: TypeState): Set<string> {
+    let m = this.reportedMissing.get(t.typeUrl);
+    if (!m) {
+      m = new Set();
+      this.reportedMissing.set(t.typeUrl, m);
+    }
+    return m;
+  }
+
   private wants(t: TypeState, name: string): boolean {
     return t.wildcard || t.names.has(name);
   }
 
+  /**
+   * Send what the client lacks. Only names marked dirty are looked at (every change of view,
+   * subscription or ACKed state marks its names): all other names are known to be in sync,
+   * so a one-route change costs O(changed), not O(all resources).
+   */
   trySend(t: TypeState): void {
     if (this.closed || !this.node || !t.seen || t.pending) return;
-    const missing = this.reportedMissing.get(t.typeUrl) ?? new Set<string>();
+    const missing = this.missingOf(t);
+    let names: Iterable<string> = t.dirty;
+    if (t.dirtyAll) {
+      const all = new Set<string>(t.view.keys());
+      for (const n of t.acked.keys()) all.add(n);
+      for (const n of t.names) all.add(n);
+      for (const n of t.dirty) all.add(n);
+      names = all;
+    }
     const add: Resource[] = [];
-    for (const r of t.view.values()) {
-      if (!this.wants(t, r.name)) continue;
-      if (t.acked.get(r.name) !== r.hash || t.force.has(r.name)) add.push(r);
-    }
     const removed: string[] = [];
-    for (const name of t.acked.keys()) if (!t.view.has(name)) removed.push(name);
     const newlyMissing: string[] = [];
-    for (const name of t.names) {
-      if (!t.view.has(name) && !t.acked.has(name) && !missing.has(name)) newlyMissing.push(name);
+    for (const name of names) {
+      const r = t.view.get(name);
+      if (r) {
+        if (this.wants(t, name) && (t.acked.get(name) !== r.hash || t.force.has(name))) add.push(r);
+      } else if (t.acked.has(name)) {
+        removed.push(name);
+      } else if (t.names.has(name) && !missing.has(name)) {
+        newlyMissing.push(name);
+      }
     }
+    add.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const n of t.force) if (!add.some((r) => r.name === n)) t.force.delete(n);
     const allRemoved = [...removed, ...newlyMissing].sort();
     const contentKey = hashBytes(
@@ -137,8 +165,10 @@ export class DeltaSession extends Session {
       '\u0001',
       allRemoved.join('\n'),
     );
-    if (t.held === contentKey) return; // xds-rules 5
+    if (t.held === contentKey) return; // xds-rules 5 (the names stay dirty)
     if (add.length === 0 && allRemoved.length === 0) {
+      t.dirty.clear();
+      t.dirtyAll = false;
       // xds-rules 10: a fresh client's first request gets an answer even when empty;
       // a resuming client that already has everything gets nothing
       if (t.answered || this.resumed.has(t.typeUrl)) {
@@ -147,7 +177,7 @@ export class DeltaSession extends Session {
           this.opts.cache.ledger.recordAlreadyHas(
             this.node.id,
             t.typeUrl,
-            versionOfEntries(t.acked),
+            t.acked.versionAfter([], []),
             [...t.acked].map(([name, hash]) => ({ name, hash })),
           );
         }
@@ -156,11 +186,15 @@ export class DeltaSession extends Session {
     }
     for (const n of newlyMissing) missing.add(n);
     for (const n of removed) if (t.names.has(n)) missing.add(n);
-    for (const n of t.view.keys()) missing.delete(n);
+    for (const r of add) missing.delete(r.name);
+    // what was looked at is now either in sync or in this response (its ACK marks it again)
+    t.dirty.clear();
+    t.dirtyAll = false;
     // the type's version is that of the whole set the client holds once it applies this
-    const holds = new Map(t.acked);
-    for (const n of allRemoved) holds.delete(n);
-    for (const r of add) holds.set(r.name, r.hash);
-    this.send(t, add, allRemoved, versionOfEntries(holds), contentKey, false);
+    const version = t.acked.versionAfter(
+      allRemoved,
+      add.map((r) => ({ name: r.name, hash: r.hash })),
+    );
+    this.send(t, add, allRemoved, version, contentKey, false);
   }
 }

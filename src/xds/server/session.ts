@@ -58,7 +58,14 @@ export interface TypeState {
   /** what signalbox wants served for this type right now */
   view: ReadonlyMap<string, Resource>;
   /** what the client has ACKed: name -> hash */
-  acked: Map<string, string>;
+  acked: AckedMap;
+  /** bumped on every change of view, subscription or acked (keys the required-names cache) */
+  gen: number;
+  /** delta: names whose state may differ from what the client holds (all others are in sync) */
+  dirty: Set<string>;
+  dirtyAll: boolean;
+  reqCache?: { key: string; set: Set<string> };
+  doneCache?: { key: string; value: boolean };
   pending?: Pending;
   lastNonce?: string;
   /** contentKey of a NACKed response: not sent again (xds-rules 5) */
@@ -104,7 +111,10 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
         wildcard: false,
         names: new Set(),
         view: new Map(),
-        acked: new Map(),
+        acked: new AckedMap(),
+        gen: 0,
+        dirty: new Set(),
+        dirtyAll: true,
         force: new Set(),
       });
     }
@@ -177,7 +187,10 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       this.log.warn('no snapshot for this node group yet: serving an empty configuration until one is set');
     }
     const s = snap ?? EMPTY;
-    for (const t of ALL_TYPES) this.state(t).view = s.get(t);
+    for (const t of ALL_TYPES) {
+      this.state(t).view = s.get(t);
+      this.mark(this.state(t), 'all');
+    }
     this.opts.cache.on('snapshot', this.onSnapshot);
     this.log.info({ peer: this.peer }, 'stream opened');
   }
@@ -196,6 +209,13 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
 
   state(t: TypeUrl): TypeState {
     return this.types.get(t) as TypeState;
+  }
+
+  /** Record that t's view, subscription or acked state changed for these names (or all). */
+  mark(t: TypeState, names: Iterable<string> | 'all'): void {
+    t.gen++;
+    if (names === 'all') t.dirtyAll = true;
+    else for (const n of names) t.dirty.add(n);
   }
 
   // ---------- sending ----------
@@ -251,6 +271,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     if (p.full) t.acked.clear();
     for (const [name, hash] of p.resources) t.acked.set(name, hash);
     for (const name of p.removed) t.acked.delete(name);
+    this.mark(t, p.full ? 'all' : [...p.resources.keys(), ...p.removed]);
     for (const name of p.resources.keys()) t.force.delete(name);
     t.held = undefined;
     this.opts.cache.ledger.recordAck(this.node.id, t.typeUrl, p.nonce);
@@ -264,6 +285,8 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     if (!p || !this.node) return;
     t.pending = undefined;
     t.held = p.contentKey;
+    // still out of sync: looked at again when anything else changes
+    this.mark(t, [...p.resources.keys(), ...p.removed]);
     this.opts.cache.ledger.recordNack(this.node.id, t.typeUrl, p.nonce, error);
     this.opts.metrics.nacks.inc({ type: SHORT[t.typeUrl] });
     this.opts.metrics.pushAckLatency.observe({ type: SHORT[t.typeUrl] }, (Date.now() - p.sentAt) / 1000);
@@ -350,7 +373,10 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
 
   /** Names of type t the client must hold (at the view's hash) before the step is done. */
   private required(t: TypeState): Set<string> {
+    const key = `${t.gen}/${this.state(TypeUrl.Cluster).gen}/${this.state(TypeUrl.Listener).gen}`;
+    if (t.reqCache?.key === key) return t.reqCache.set;
     const req = new Set<string>();
+    t.reqCache = { key, set: req };
     if (t.seen) {
       if (t.wildcard) for (const n of t.view.keys()) req.add(n);
       else for (const n of t.names) if (t.view.has(n)) req.add(n);
@@ -379,10 +405,18 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
 
   private stepDone(t: TypeState): boolean {
     if (t.pending || t.force.size > 0) return false;
-    for (const n of this.required(t)) {
-      if (t.acked.get(n) !== t.view.get(n)?.hash) return false;
+    const req = this.required(t); // refreshes t.reqCache
+    const key = t.reqCache?.key;
+    if (t.doneCache && t.doneCache.key === key) return t.doneCache.value;
+    let value = true;
+    for (const n of req) {
+      if (t.acked.get(n) !== t.view.get(n)?.hash) {
+        value = false;
+        break;
+      }
     }
-    return true;
+    t.doneCache = { key: key ?? '', value };
+    return value;
   }
 
   private async step(
@@ -390,16 +424,25 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
   ): Promise<'ok' | 'nack' | 'closed' | 'timeout'> {
     const ts = group.map(([tu, view, force]) => {
       const t = this.state(tu);
-      if (!sameView(t.view, view)) {
+      if (t.view !== view) {
+        const changed = viewDiff(t.view, view);
+        if (changed.length > 0) {
+          t.held = undefined; // the content changed: a NACK hold no longer applies
+          this.mark(t, changed);
+        }
         t.view = view;
-        t.held = undefined; // the content changed: a NACK hold no longer applies
       }
-      if (force) for (const n of force) if (view.has(n)) t.force.add(n);
+      if (force) {
+        const add = [...force].filter((n) => view.has(n));
+        for (const n of add) t.force.add(n);
+        if (add.length > 0) this.mark(t, add);
+      }
       return t;
     });
     for (const t of ts) this.trySend(t);
     const nacked = () => ts.some((t) => t.held !== undefined && !t.pending);
-    const done = () => ts.every((t) => this.stepDone(t));
+    // cheap checks first: most wake-ups find a response still in flight
+    const done = () => ts.every((t) => !t.pending && t.force.size === 0) && ts.every((t) => this.stepDone(t));
     if (done()) return 'ok';
     if (nacked()) return 'nack';
     return new Promise((resolve) => {
@@ -500,9 +543,95 @@ function freshEndpoints(
   return f;
 }
 
-function sameView(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): boolean {
-  if (a === b) return true;
-  if (a.size !== b.size) return false;
-  for (const [k, v] of a) if (b.get(k)?.hash !== v.hash) return false;
-  return true;
+const diffMemo = new WeakMap<
+  ReadonlyMap<string, Resource>,
+  WeakMap<ReadonlyMap<string, Resource>, string[]>
+>();
+
+/** Names whose resource differs between two views (added, changed or removed); memoized. */
+function viewDiff(a: ReadonlyMap<string, Resource>, b: ReadonlyMap<string, Resource>): string[] {
+  if (a === b) return [];
+  let inner = diffMemo.get(a);
+  if (!inner) {
+    inner = new WeakMap();
+    diffMemo.set(a, inner);
+  }
+  let d = inner.get(b);
+  if (!d) {
+    const out: string[] = [];
+    for (const [k, v] of a) if (b.get(k)?.hash !== v.hash) out.push(k);
+    for (const k of b.keys()) if (!a.has(k)) out.push(k);
+    d = out;
+    inner.set(b, d);
+  }
+  return d;
+}
+
+/** Two 32-bit lanes of an FNV-1a-style hash of one (name, hash) entry. */
+function entryHash(name: string, hash: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ 0x5bd1e995;
+  const s = name + '\0' + hash;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return [a >>> 0, b >>> 0];
+}
+
+/**
+ * The client's ACKed (name -> hash) set, with an order-independent 64-bit sum of its
+ * entries kept up to date, so the version of what a delta client holds is O(changed).
+ */
+export class AckedMap extends Map<string, string> {
+  private lo = 0;
+  private hi = 0;
+
+  override set(k: string, v: string): this {
+    const old = super.get(k);
+    if (old !== undefined) this.adjust(k, old, -1);
+    if (v !== undefined) this.adjust(k, v, +1);
+    return super.set(k, v);
+  }
+
+  override delete(k: string): boolean {
+    const old = super.get(k);
+    if (old === undefined) return false;
+    this.adjust(k, old, -1);
+    return super.delete(k);
+  }
+
+  override clear(): void {
+    this.lo = 0;
+    this.hi = 0;
+    super.clear();
+  }
+
+  private adjust(k: string, v: string, sign: 1 | -1): void {
+    const [a, b] = entryHash(k, v);
+    this.lo = (this.lo + sign * a) >>> 0;
+    this.hi = (this.hi + sign * b) >>> 0;
+  }
+
+  /** Version of this set after removing `removed` and setting `added` (without changing it). */
+  versionAfter(removed: string[], added: { name: string; hash: string }[]): string {
+    let lo = this.lo;
+    let hi = this.hi;
+    const sub = (k: string, v: string | undefined) => {
+      if (v === undefined) return;
+      const [a, b] = entryHash(k, v);
+      lo = (lo - a) >>> 0;
+      hi = (hi - b) >>> 0;
+    };
+    for (const n of removed) sub(n, this.get(n));
+    for (const r of added) {
+      sub(r.name, this.get(r.name));
+      const [a, b] = entryHash(r.name, r.hash);
+      lo = (lo + a) >>> 0;
+      hi = (hi + b) >>> 0;
+    }
+    return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+  }
 }

@@ -98,6 +98,7 @@ export class SotwSession extends Session {
       t.wildcard = names.includes('*');
     }
     t.names = new Set(names.filter((n) => n !== '*'));
+    this.mark(t, 'all');
     this.afterRequest(t);
   }
 
@@ -112,6 +113,9 @@ export class SotwSession extends Session {
   }
 
   trySend(t: TypeState): void {
+    // state of the world recomputes the whole selection: no use for dirty names
+    t.dirty.clear();
+    t.dirtyAll = false;
     if (this.closed || !this.node || !t.seen || t.pending) return;
     const sel = this.selected(t);
     const version = versionOf(sel);
@@ -122,7 +126,9 @@ export class SotwSession extends Session {
       if (offered === version) {
         // a reconnecting client already has exactly this: nothing to send
         t.answered = true;
-        t.acked = new Map(sel.map((r) => [r.name, r.hash]));
+        t.acked.clear();
+        for (const r of sel) t.acked.set(r.name, r.hash);
+        this.mark(t, 'all');
         t.lastSentVersion = version;
         this.opts.cache.ledger.recordAlreadyHas(
           this.node.id,
