@@ -4,6 +4,7 @@ import { Metrics } from './metrics.js';
 import { DebugServer } from './debug/server.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
 import { FileProvider } from './provider/file/index.js';
+import { KubernetesProvider } from './provider/kubernetes/index.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 import { SnapshotCache } from './xds/cache/cache.js';
 import { protoRegistry } from './xds/proto.js';
@@ -19,6 +20,8 @@ export interface AppOptions {
   envoyDir?: string;
   /** standalone mode: a folder of Gateway API YAML (see provider/file) */
   configDir?: string;
+  /** Kubernetes mode: informers and status writes through this kubeconfig */
+  kubeconfig?: string;
   /** GatewayClasses whose controllerName is this are ours */
   controllerName?: string;
   /** address the translated Envoy listeners bind (default 0.0.0.0) */
@@ -34,6 +37,7 @@ export interface App {
   debug?: DebugServer;
   metrics: Metrics;
   files?: FileProvider;
+  kube?: KubernetesProvider;
   xdsPort: number;
   debugPort: number;
   close(): Promise<void>;
@@ -69,6 +73,18 @@ export async function startApp(o: AppOptions): Promise<App> {
     });
     files.start(); // synchronous too
   }
+  let kube: KubernetesProvider | undefined;
+  if (o.kubeconfig) {
+    kube = new KubernetesProvider({
+      kubeconfig: o.kubeconfig,
+      cache,
+      registry,
+      log: o.log.child({ provider: 'kubernetes' }),
+      controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
+      bindAddress: o.listenerAddress,
+    });
+    await kube.start(); // every informer has listed once before ADS listens
+  }
   ready = true;
   const ads = new AdsServer({
     cache,
@@ -102,11 +118,13 @@ export async function startApp(o: AppOptions): Promise<App> {
     debug,
     metrics,
     files,
+    kube,
     xdsPort,
     debugPort,
     async close() {
       folder?.stop();
       files?.stop();
+      await kube?.stop();
       await debug?.close();
       await ads.close();
     },

@@ -24,6 +24,7 @@ program
     '--config-dir <dir>',
     'standalone mode: translate a watched folder of Gateway API YAML (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, Service, EndpointSlice, Secret, Namespace); status at GET /debug/status',
   )
+  .option('--kubeconfig <file>', 'Kubernetes mode: watch the API server of this kubeconfig and write status')
   .option(
     '--controller-name <name>',
     'GatewayClasses whose spec.controllerName is this are served',
@@ -37,6 +38,7 @@ program
       debugAddress: string;
       envoyDir?: string;
       configDir?: string;
+      kubeconfig?: string;
       controllerName: string;
       listenerAddress: string;
       logLevel: string;
@@ -48,6 +50,7 @@ program
         debugAddress: o.debugAddress,
         envoyDir: o.envoyDir,
         configDir: o.configDir,
+        kubeconfig: o.kubeconfig,
         controllerName: o.controllerName,
         listenerAddress: o.listenerAddress,
         defaultMetrics: true,

@@ -1,0 +1,224 @@
+/**
+ * Kubernetes provider: informers (list + watch, @kubernetes/client-node) for every kind
+ * the translator reads; any event schedules one translation, coalesced (at most
+ * `maxDelayMs` after the first event of a burst, `quietMs` after the last). An informer
+ * that fails is restarted after a backoff; its store (and so what is served) is kept
+ * meanwhile, and a 410 Gone relists inside client-node. Nothing is translated before
+ * every informer has listed once, so a start never serves a partial world.
+ */
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubeConfig,
+  makeInformer,
+} from '@kubernetes/client-node';
+import type { Informer, KubernetesListObject, KubernetesObject, ObjectCache } from '@kubernetes/client-node';
+import type { Logger } from '../../log.js';
+import type { SnapshotCache } from '../../xds/cache/cache.js';
+import type { ProtoRegistry } from '../../xds/proto.js';
+import { StatusWriter } from '../../status/index.js';
+import { Pipeline } from '../pipeline.js';
+
+const GW = 'gateway.networking.k8s.io';
+
+interface KindSpec {
+  kind: string;
+  apiVersion: string;
+  path: string;
+  list: (kc: KubeConfig) => () => Promise<KubernetesListObject<KubernetesObject>>;
+}
+
+const crd = (kind: string, plural: string, version = 'v1'): KindSpec => ({
+  kind,
+  apiVersion: `${GW}/${version}`,
+  path: `/apis/${GW}/${version}/${plural}`,
+  list: (kc) => {
+    const api = kc.makeApiClient(CustomObjectsApi);
+    return () =>
+      api.listClusterCustomObject({ group: GW, version, plural }) as Promise<
+        KubernetesListObject<KubernetesObject>
+      >;
+  },
+});
+
+export const KINDS: KindSpec[] = [
+  crd('GatewayClass', 'gatewayclasses'),
+  crd('Gateway', 'gateways'),
+  crd('HTTPRoute', 'httproutes'),
+  crd('GRPCRoute', 'grpcroutes'),
+  crd('ReferenceGrant', 'referencegrants', 'v1beta1'),
+  {
+    kind: 'Service',
+    apiVersion: 'v1',
+    path: '/api/v1/services',
+    list: (kc) => {
+      const api = kc.makeApiClient(CoreV1Api);
+      return () => api.listServiceForAllNamespaces();
+    },
+  },
+  {
+    kind: 'Secret',
+    apiVersion: 'v1',
+    path: '/api/v1/secrets',
+    list: (kc) => {
+      const api = kc.makeApiClient(CoreV1Api);
+      return () => api.listSecretForAllNamespaces();
+    },
+  },
+  {
+    kind: 'Namespace',
+    apiVersion: 'v1',
+    path: '/api/v1/namespaces',
+    list: (kc) => {
+      const api = kc.makeApiClient(CoreV1Api);
+      return () => api.listNamespace();
+    },
+  },
+  {
+    kind: 'EndpointSlice',
+    apiVersion: 'discovery.k8s.io/v1',
+    path: '/apis/discovery.k8s.io/v1/endpointslices',
+    list: (kc) => {
+      const api = kc.makeApiClient(DiscoveryV1Api);
+      return () => api.listEndpointSliceForAllNamespaces();
+    },
+  },
+];
+
+export interface KubernetesProviderOptions {
+  kubeconfig?: string;
+  cache: SnapshotCache;
+  registry: ProtoRegistry;
+  log: Logger;
+  controllerName: string;
+  bindAddress?: string;
+  /** write status (false on replicas that are not the leader) */
+  writeStatus?: () => boolean;
+  quietMs?: number;
+  maxDelayMs?: number;
+}
+
+/** Typed list items carry Date objects and no kind/apiVersion: normalise to API JSON. */
+function normalise(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
+  const j = JSON.parse(JSON.stringify(o)) as Record<string, unknown>;
+  j.kind = spec.kind;
+  j.apiVersion ??= spec.apiVersion;
+  return j;
+}
+
+export class KubernetesProvider {
+  readonly kc = new KubeConfig();
+  private informers: {
+    spec: KindSpec;
+    inf: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+    synced: boolean;
+  }[] = [];
+  private readonly pipeline: Pipeline;
+  readonly status: StatusWriter;
+  private timer?: NodeJS.Timeout;
+  private firstEventAt = 0;
+  private stopped = false;
+  /** normalised objects by informer object identity (the translator's caches key on identity) */
+  private readonly norm = new WeakMap<object, Record<string, unknown>>();
+  translations = 0;
+  /** event → translation delays of the last runs (ms), for measurement */
+  readonly delays: number[] = [];
+
+  constructor(private readonly o: KubernetesProviderOptions) {
+    if (o.kubeconfig) this.kc.loadFromFile(o.kubeconfig);
+    else this.kc.loadFromDefault();
+    this.pipeline = new Pipeline({
+      cache: o.cache,
+      registry: o.registry,
+      log: o.log,
+      controllerName: o.controllerName,
+      bindAddress: o.bindAddress,
+    });
+    this.status = new StatusWriter(this.kc, o.log.child({ component: 'status' }));
+  }
+
+  async start(): Promise<void> {
+    for (const spec of KINDS) {
+      const inf = makeInformer(this.kc, spec.path, spec.list(this.kc));
+      const entry = { spec, inf, synced: false };
+      const ev = () => this.schedule();
+      inf.on('add', ev);
+      inf.on('update', ev);
+      inf.on('delete', ev);
+      inf.on('connect', () => {
+        entry.synced = true;
+        this.schedule();
+      });
+      inf.on('error', (err: unknown) => {
+        if (this.stopped) return;
+        this.o.log.warn(
+          { kind: spec.kind, err: String(err) },
+          'informer failed: restarting (served config kept)',
+        );
+        setTimeout(() => {
+          if (!this.stopped) inf.start().catch(() => undefined);
+        }, 1000);
+      });
+      this.informers.push(entry);
+    }
+    await Promise.all(
+      this.informers.map((e) =>
+        e.inf
+          .start()
+          .catch((err: unknown) =>
+            this.o.log.warn({ kind: e.spec.kind, err: String(err) }, 'informer start failed'),
+          ),
+      ),
+    );
+    for (const e of this.informers) e.synced = true;
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await Promise.all(this.informers.map((e) => e.inf.stop().catch(() => undefined)));
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (!this.firstEventAt) this.firstEventAt = now;
+    const quiet = this.o.quietMs ?? 50;
+    const max = this.o.maxDelayMs ?? 500;
+    const wait = Math.max(0, Math.min(quiet, this.firstEventAt + max - now));
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), wait);
+  }
+
+  objects(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const { spec, inf } of this.informers) {
+      for (const o of inf.list()) {
+        let n = this.norm.get(o);
+        if (!n) this.norm.set(o, (n = normalise(spec, o)));
+        out.push(n);
+      }
+    }
+    return out;
+  }
+
+  private run(): void {
+    if (!this.informers.every((e) => e.synced)) return;
+    this.delays.push(Date.now() - this.firstEventAt);
+    if (this.delays.length > 1000) this.delays.shift();
+    this.firstEventAt = 0;
+    this.translations++;
+    const objects = this.objects();
+    const res = this.pipeline.run(objects);
+    if (!res) return;
+    if (this.o.writeStatus && !this.o.writeStatus()) return;
+    const current = new Map<string, Record<string, unknown>>();
+    for (const x of objects) {
+      const md = x.metadata as { namespace?: string; name?: string };
+      current.set(`${String(x.kind)}/${md.namespace ?? ''}/${md.name}`, x);
+    }
+    this.status.enqueue(res.statuses, current);
+  }
+}
