@@ -10,10 +10,10 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { AdsCodec, DELTA_PATH, SOTW_PATH } from '../src/xds/server/codec.js';
 import type {
-  DeltaDiscoveryRequest,
-  DeltaDiscoveryResponse,
-  DiscoveryRequest,
-  DiscoveryResponse,
+  DeltaDiscoveryRequestIn,
+  DeltaDiscoveryResponseOut,
+  DiscoveryRequestIn,
+  DiscoveryResponseOut,
 } from '../src/xds/server/codec.js';
 import { protoRegistry } from '../src/xds/proto.js';
 import { TypeUrl, findDeps, hashBytes, protoName } from '../src/xds/resource.js';
@@ -87,8 +87,8 @@ export interface StreamOptions {
   onError?: (s: AdsStream, err: Error) => void;
 }
 
-type Req = Partial<DiscoveryRequest> | Partial<DeltaDiscoveryRequest>;
-type Res = (DiscoveryResponse | DeltaDiscoveryResponse) & { wireBytes?: number };
+type Req = Partial<DiscoveryRequestIn> | Partial<DeltaDiscoveryRequestIn>;
+type Res = (DiscoveryResponseOut | DeltaDiscoveryResponseOut) & { wireBytes?: number };
 
 export class AdsStream {
   readonly held: Held = new Map([
@@ -126,8 +126,8 @@ export class AdsStream {
       delta ? DELTA_PATH : SOTW_PATH,
       (m: Req) =>
         delta
-          ? c.encodeDeltaRequest(m as Partial<DeltaDiscoveryRequest>)
-          : c.encodeRequest(m as DiscoveryRequest),
+          ? c.encodeDeltaRequest(m as Partial<DeltaDiscoveryRequestIn>)
+          : c.encodeRequest(m as DiscoveryRequestIn),
       count,
     );
     this.call.on('data', (m: Res) => {
@@ -192,7 +192,7 @@ export class AdsStream {
     this.responses.set(t, (this.responses.get(t) ?? 0) + 1);
     const seenNames = new Set<string>();
     if (this.o.mode === 'sotw') {
-      const r = m as DiscoveryResponse;
+      const r = m as DiscoveryResponseOut;
       // SotW: the response is the whole set for this type (of the names asked for)
       held.clear();
       for (const a of r.resources ?? []) {
@@ -205,7 +205,7 @@ export class AdsStream {
       this.nonce.set(t, r.nonce);
       this.request(t, t === C || t === L ? [] : [...(this.subscribed.get(t) ?? [])], [], r.nonce);
     } else {
-      const r = m as DeltaDiscoveryResponse;
+      const r = m as DeltaDiscoveryResponseOut;
       for (const x of r.resources ?? []) {
         if (seenNames.has(x.name)) throw new Error(`duplicate name ${x.name} in one response (xds-rules 11)`);
         seenNames.add(x.name);
@@ -221,13 +221,15 @@ export class AdsStream {
       const want = new Set<string>();
       const raw =
         this.o.mode === 'sotw'
-          ? ((m as DiscoveryResponse).resources ?? []).map((a) => a.value)
-          : ((m as DeltaDiscoveryResponse).resources ?? []).map((x) => x.resource.value);
+          ? ((m as DiscoveryResponseOut).resources ?? []).map((a) => a.value)
+          : ((m as DeltaDiscoveryResponseOut).resources ?? []).map(
+              (x) => x.resource?.value ?? Buffer.alloc(0),
+            );
       // in delta only changed resources come: keep what the others referenced
       const byName = this.refsByName.get(t) ?? new Map<string, string[]>();
       this.refsByName.set(t, byName);
       if (this.o.mode === 'sotw') byName.clear();
-      else for (const n of (m as DeltaDiscoveryResponse).removed_resources ?? []) byName.delete(n);
+      else for (const n of (m as DeltaDiscoveryResponseOut).removed_resources ?? []) byName.delete(n);
       for (const v of raw) byName.set(nameOf(v), refs(t, hashBytes(t, '\0', v), v));
       for (const list of byName.values()) for (const n of list) want.add(n);
       const cur = this.subscribed.get(dt) as Set<string>;

@@ -6,10 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import { protoRegistry } from '../../src/xds/proto.js';
 import { AdsCodec, DELTA_PATH, SOTW_PATH } from '../../src/xds/server/codec.js';
 import type {
-  DeltaDiscoveryRequest,
-  DeltaDiscoveryResponse,
-  DiscoveryRequest,
-  DiscoveryResponse,
+  DeltaDiscoveryRequestIn,
+  DeltaDiscoveryResponseOut,
+  DiscoveryRequestIn,
+  DiscoveryResponseOut,
 } from '../../src/xds/server/codec.js';
 
 let codec: AdsCodec | undefined;
@@ -89,8 +89,8 @@ class Stream<Req, Res> {
   }
 }
 
-export class SotwStream extends Stream<DiscoveryRequest, DiscoveryResponse> {}
-export class DeltaStream extends Stream<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {}
+export class SotwStream extends Stream<DiscoveryRequestIn, DiscoveryResponseOut> {}
+export class DeltaStream extends Stream<DeltaDiscoveryRequestIn, DeltaDiscoveryResponseOut> {}
 
 export class AdsClient {
   readonly client: grpc.Client;
@@ -116,7 +116,7 @@ export class AdsClient {
 }
 
 /** Names of the resources in a SotW response. */
-export function names(r: DiscoveryResponse): string[] {
+export function names(r: DiscoveryResponseOut): string[] {
   const reg = protoRegistry();
   return r.resources.map((a) => {
     const j = reg.decode(a.type_url, a.value);
@@ -125,7 +125,7 @@ export function names(r: DiscoveryResponse): string[] {
 }
 
 /** Decoded resources of a SotW response. */
-export function decoded(r: DiscoveryResponse): Record<string, unknown>[] {
+export function decoded(r: DiscoveryResponseOut): Record<string, unknown>[] {
   const reg = protoRegistry();
   return r.resources.map((a) => reg.decode(a.type_url, a.value));
 }
