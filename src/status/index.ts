@@ -41,10 +41,29 @@ function maxObserved(status: unknown): number {
   return m;
 }
 
+/** JSON with object keys sorted (the API server re-encodes objects with sorted keys). */
+export function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Does the object's status already hold every field of ours (a merge patch would change nothing)? */
+export function sameStatus(ours: Record<string, unknown>, theirs: unknown): boolean {
+  const t = (theirs && typeof theirs === 'object' ? theirs : {}) as Record<string, unknown>;
+  return Object.keys(ours).every((k) => canonical(ours[k]) === canonical(t[k]));
+}
+
 export class StatusWriter {
   private readonly api: CustomObjectsApi;
   private readonly pending = new Map<string, { st: ObjectStatus; tries: number }>();
   private draining = false;
+  private closed = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
   private tokens: number;
   private last = Date.now();
   writes = 0;
@@ -69,7 +88,7 @@ export class StatusWriter {
       const obj = current.get(k);
       if (!obj) continue;
       const gen = (obj.metadata as { generation?: number }).generation ?? 0;
-      if (JSON.stringify(obj.status ?? {}) === JSON.stringify(st.status)) {
+      if (sameStatus(st.status, obj.status)) {
         this.pending.delete(k);
         this.skipped++;
         continue;
@@ -78,7 +97,14 @@ export class StatusWriter {
       if (maxObserved(obj.status) > gen) continue;
       this.pending.set(k, { st, tries: this.pending.get(k)?.tries ?? 0 });
     }
-    void this.drain();
+    if (!this.closed) void this.drain();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.pending.clear();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
   }
 
   private async take(): Promise<void> {
@@ -98,7 +124,7 @@ export class StatusWriter {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.pending.size > 0) {
+      while (this.pending.size > 0 && !this.closed) {
         const [k, e] = this.pending.entries().next().value as [string, { st: ObjectStatus; tries: number }];
         this.pending.delete(k);
         await this.take();
@@ -113,13 +139,15 @@ export class StatusWriter {
           if (e.tries < 5 && !this.pending.has(k)) {
             // conflict or transient: retry after a backoff unless a newer status replaced it
             const tries = e.tries + 1;
-            setTimeout(
+            const t = setTimeout(
               () => {
+                this.timers.delete(t);
                 if (!this.pending.has(k)) this.pending.set(k, { st: e.st, tries });
                 void this.drain();
               },
               200 * 2 ** tries,
             );
+            this.timers.add(t);
           }
           this.log.warn({ object: k, code, err: String(err).slice(0, 300) }, 'status write failed');
         }

@@ -14,6 +14,7 @@ import {
   makeInformer,
 } from '@kubernetes/client-node';
 import type { Informer, KubernetesListObject, KubernetesObject, ObjectCache } from '@kubernetes/client-node';
+import type { ObjectStatus } from '../../gatewayapi/index.js';
 import type { Logger } from '../../log.js';
 import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
@@ -122,6 +123,9 @@ export class KubernetesProvider {
   /** normalised objects by informer object identity (the translator's caches key on identity) */
   private readonly norm = new WeakMap<object, Record<string, unknown>>();
   translations = 0;
+  private readonly restarts = new Set<NodeJS.Timeout>();
+  /** informer restarts after errors */
+  informerRestarts = 0;
   /** event → translation delays of the last runs (ms), for measurement */
   readonly delays: number[] = [];
 
@@ -156,9 +160,12 @@ export class KubernetesProvider {
           { kind: spec.kind, err: String(err) },
           'informer failed: restarting (served config kept)',
         );
-        setTimeout(() => {
+        const t = setTimeout(() => {
+          this.restarts.delete(t);
           if (!this.stopped) inf.start().catch(() => undefined);
         }, 1000);
+        this.restarts.add(t);
+        this.informerRestarts++;
       });
       this.informers.push(entry);
     }
@@ -178,6 +185,8 @@ export class KubernetesProvider {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    for (const t of this.restarts) clearTimeout(t);
+    this.status.close();
     await Promise.all(this.informers.map((e) => e.inf.stop().catch(() => undefined)));
   }
 
@@ -219,6 +228,24 @@ export class KubernetesProvider {
       const md = x.metadata as { namespace?: string; name?: string };
       current.set(`${String(x.kind)}/${md.namespace ?? ''}/${md.name}`, x);
     }
-    this.status.enqueue(res.statuses, current);
+    // routes that had our parent entries and have none now (their Gateway is gone or no
+    // longer ours): our entries are removed, other controllers' stay
+    const have = new Set(res.statuses.map((st) => `${st.kind}/${st.namespace ?? ''}/${st.name}`));
+    const extra: ObjectStatus[] = [];
+    for (const [k, x] of current) {
+      if ((x.kind !== 'HTTPRoute' && x.kind !== 'GRPCRoute') || have.has(k)) continue;
+      const parents = (x.status as { parents?: { controllerName?: string }[] } | undefined)?.parents;
+      if (!Array.isArray(parents) || !parents.some((p) => p?.controllerName === this.o.controllerName))
+        continue;
+      const md = x.metadata as { namespace?: string; name: string };
+      extra.push({
+        apiVersion: String(x.apiVersion),
+        kind: String(x.kind),
+        namespace: md.namespace,
+        name: md.name,
+        status: { parents: parents.filter((p) => p?.controllerName !== this.o.controllerName) },
+      });
+    }
+    this.status.enqueue([...res.statuses, ...extra], current);
   }
 }
