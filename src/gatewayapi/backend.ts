@@ -3,6 +3,7 @@
  * EndpointSlices), or say why it cannot be used (the spec's ResolvedRefs reasons).
  */
 import { isIP } from 'node:net';
+import { show } from './validate.js';
 import type { ObjectSet } from './objects.js';
 import type { IRCluster, IREndpoint } from './ir.js';
 import { refPermitted } from './referencegrant.js';
@@ -41,6 +42,11 @@ export function resolveBackend(
 ): BackendResult {
   if (!ref || typeof ref !== 'object')
     return { ok: false, reason: Reason.BackendNotFound, message: 'backendRef is not an object' };
+  for (const f of ['group', 'kind', 'name', 'namespace'] as const) {
+    if (ref[f] !== undefined && typeof ref[f] !== 'string') {
+      return { ok: false, reason: Reason.InvalidKind, message: `backendRef ${f} must be a string` };
+    }
+  }
   const group = ref.group ?? '';
   const kind = ref.kind ?? 'Service';
   if (group !== '' || kind !== 'Service') {
@@ -96,7 +102,7 @@ export function resolveBackend(
     return {
       ok: false,
       reason: Reason.UnsupportedProtocol,
-      message: `Service ${ns}/${ref.name} port ${ref.port} has unsupported appProtocol ${app}`,
+      message: `Service ${ns}/${ref.name} port ${ref.port} has unsupported appProtocol ${show(app)}`,
     };
   }
   const h2 = purpose === 'grpc' || app === 'kubernetes.io/h2c' || app === 'grpc';
@@ -129,7 +135,7 @@ function sliceEndpoints(
   portName: string | undefined,
   targetPort: number | string | undefined,
 ): SliceEndpoint[] {
-  const pk = `${portName ?? ''}\0${String(targetPort)}`;
+  const pk = `${show(portName ?? '')}\0${show(targetPort)}`;
   let byPort = parsed.get(s);
   const hit = byPort?.get(pk);
   if (hit) return hit;
@@ -172,7 +178,7 @@ export function endpointsOf(
 ): IREndpoint[] {
   const slices = objs.endpointSlicesByService.get(key(ns, svc)) ?? [];
   // the same slice objects as last time → the same endpoints (callers pass unchanged objects)
-  const pk = `${portName ?? ''}\0${String(targetPort)}`;
+  const pk = `${show(portName ?? '')}\0${show(targetPort)}`;
   const memo = slices.length ? merged.get(slices[0])?.get(pk) : undefined;
   if (memo && memo.slices.length === slices.length && memo.slices.every((x, i) => x === slices[i]))
     return memo.result;

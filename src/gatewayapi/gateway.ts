@@ -7,6 +7,7 @@ import { Cond, Conditions, Reason, previousConditions } from './status.js';
 import type { Condition } from './status.js';
 import type { Gateway, GatewayClass } from './types.js';
 import { key } from './types.js';
+import { show } from './validate.js';
 
 export interface ClassState {
   cls: GatewayClass;
@@ -33,7 +34,7 @@ export function buildClasses(objs: ObjectSet, controllerName: string, now: strin
             type: Cond.Accepted,
             status: false,
             reason: Reason.InvalidParameters,
-            message: `parametersRef ${String(params.kind)} ${String(params.name)} is not supported`,
+            message: `parametersRef ${show(params.kind)} ${show(params.name)} is not supported`,
           },
     );
     conds.set({
@@ -63,7 +64,8 @@ export function buildGateways(
 ): Map<string, GatewayState> {
   const out = new Map<string, GatewayState>();
   for (const gw of sortedValues(objs.gateways)) {
-    const cls = classes.get(String(gw.spec.gatewayClassName));
+    const cls =
+      typeof gw.spec.gatewayClassName === 'string' ? classes.get(gw.spec.gatewayClassName) : undefined;
     if (!cls) continue; // not ours
     const g = gen(gw);
     const st = gw.status as { listeners?: { name?: string; conditions?: Condition[] }[] } | undefined;
@@ -93,7 +95,7 @@ export function buildGateways(
     else if (dup !== undefined)
       state.error = {
         reason: Reason.Invalid,
-        message: `listener name ${String(dup)} is used more than once`,
+        message: `listener name ${show(dup)} is used more than once`,
       };
     else if (Array.isArray(gw.spec.addresses) && gw.spec.addresses.length > 0) {
       state.error = { reason: Reason.UnsupportedAddress, message: 'spec.addresses is not supported' };

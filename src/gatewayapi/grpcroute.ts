@@ -7,7 +7,7 @@ import type { CompiledRule, RefProblem, RuleContext } from './httproute.js';
 import type { IRCluster, IRMatch, IRRoute } from './ir.js';
 import { re2Error, re2Escape } from './re2.js';
 import type { GRPCRoute, GRPCRouteMatch, GRPCRouteRule } from './types.js';
-import { RuleError, asList, headerOps } from './validate.js';
+import { RuleError, asList, headerOps, show } from './validate.js';
 
 const SERVICE = /^[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*$/;
 const METHOD = /^[A-Za-z_][A-Za-z_0-9]*$/;
@@ -53,7 +53,7 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
       }
       path = { type: 'RegularExpression', value: `/(?:${service || '[^/]+'})/(?:${method || '[^/]+'})` };
     } else {
-      throw new RuleError(`${what}.method: type ${String(type)} is not supported`);
+      throw new RuleError(`${what}.method: type ${show(type)} is not supported`);
     }
   }
   const seen = new Set<string>();
@@ -89,9 +89,9 @@ export function compileGRPCRule(
       `${what}.filters`,
     ).entries()) {
       const w = `${what}.filters[${i}]`;
-      if (f?.type !== 'RequestMirror' && seen.has(String(f?.type)))
+      if (f?.type !== 'RequestMirror' && seen.has(show(f?.type)))
         throw new RuleError(`${w}: filter ${f?.type} appears more than once`);
-      seen.add(String(f?.type));
+      seen.add(show(f?.type));
       if (f?.type === 'RequestHeaderModifier')
         requestHeaders = headerOps(f.requestHeaderModifier, `${w}.requestHeaderModifier`);
       else if (f?.type === 'ResponseHeaderModifier')
@@ -107,7 +107,7 @@ export function compileGRPCRule(
           clusters,
         );
         if (b[0]?.cluster) mirrors.push({ cluster: b[0].cluster, millionths: 1_000_000 });
-      } else throw new RuleError(`${w}: filter type ${String(f?.type)} is not supported`);
+      } else throw new RuleError(`${w}: filter type ${show(f?.type)} is not supported`);
     }
     const backends = compileBackends(rule.backendRefs, what, ctx, from, 'grpc', refProblems, clusters);
     const action: IRRoute['action'] = backends.some((b) => b.cluster)

@@ -28,6 +28,7 @@ import {
   headerOps,
   isPort,
   parseDuration,
+  show,
 } from './validate.js';
 import type { HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRetry, HTTPRouteRule } from './types.js';
 
@@ -65,7 +66,7 @@ export function compileStringMatch(
   const type = m?.type ?? 'Exact';
   const name = header ? checkHeaderName(m?.name, what) : checkQueryName(m?.name, what);
   if (type !== 'Exact' && type !== 'RegularExpression')
-    throw new RuleError(`${what}: match type ${String(type)} is not supported`);
+    throw new RuleError(`${what}: match type ${show(type)} is not supported`);
   if (type === 'Exact') return { name, type, value: checkHeaderValue(m?.value, what) };
   if (typeof m?.value !== 'string') throw new RuleError(`${what}: value must be a string`);
   const e = re2Error(m.value);
@@ -122,7 +123,7 @@ function compileMatch(m: HTTPRouteMatch, what: string): IRMatch {
       );
     path = { type: 'RegularExpression', value: pvalue };
   } else {
-    throw new RuleError(`${what}.path: type ${String(ptype)} is not supported`);
+    throw new RuleError(`${what}.path: type ${show(ptype)} is not supported`);
   }
   const headers = dedupe(
     asList<NonNullable<HTTPRouteMatch['headers']>[number]>(m.headers, `${what}.headers`).map((h, i) =>
@@ -137,7 +138,7 @@ function compileMatch(m: HTTPRouteMatch, what: string): IRMatch {
     false,
   );
   if (m.method !== undefined && !METHODS.has(m.method))
-    throw new RuleError(`${what}.method: ${String(m.method)} is not an HTTP method`);
+    throw new RuleError(`${what}.method: ${show(m.method)} is not an HTTP method`);
   return { path, headers, queryParams, method: m.method };
 }
 
@@ -183,7 +184,7 @@ function pathModifier(
     }
     return { type: 'ReplacePrefixMatch', value: p.replacePrefixMatch, prefix: matches[0].path.value };
   }
-  throw new RuleError(`${what}: path modifier type ${String(p.type)} is not supported`);
+  throw new RuleError(`${what}: path modifier type ${show(p.type)} is not supported`);
 }
 
 const WELL_KNOWN: Record<string, number> = { http: 80, https: 443 };
@@ -279,7 +280,7 @@ function compileFilters(
       case 'ExtensionRef':
         throw new RuleError(`${w}: ExtensionRef filters are not supported`);
       default:
-        throw new RuleError(`${w}: filter type ${String((f as { type?: unknown }).type)} is not supported`);
+        throw new RuleError(`${w}: filter type ${show((f as { type?: unknown }).type)} is not supported`);
     }
   }
   if (out.redirect && out.rewrite)
@@ -358,7 +359,7 @@ export function compileBackends(
           responseHeaders = headerOps(f.responseHeaderModifier, `${w}.filters[${j}]`);
         else
           throw new RuleError(
-            `${w}.filters[${j}]: filter type ${String(f?.type)} is not supported on a backendRef`,
+            `${w}.filters[${j}]: filter type ${show(f?.type)} is not supported on a backendRef`,
           );
       }
     }

@@ -11,7 +11,7 @@ import type { Condition } from './status.js';
 import type { Gateway, Listener, Secret } from './types.js';
 import { GATEWAY_GROUP, key } from './types.js';
 import type { IRSecret } from './ir.js';
-import { isPort } from './validate.js';
+import { isPort, show } from './validate.js';
 
 export type RouteKind = 'HTTPRoute' | 'GRPCRoute';
 const ROUTE_KINDS: RouteKind[] = ['HTTPRoute', 'GRPCRoute'];
@@ -52,8 +52,8 @@ export function selectorMatcher(sel: Selector | undefined): (labels: Record<stri
   if (!Array.isArray(exprs)) throw new Error('matchExpressions must be a list');
   for (const e of exprs) {
     if (!e || typeof e.key !== 'string') throw new Error('matchExpressions entry without key');
-    if (!['In', 'NotIn', 'Exists', 'DoesNotExist'].includes(String(e.operator)))
-      throw new Error(`matchExpressions operator ${String(e.operator)} is not valid`);
+    if (!['In', 'NotIn', 'Exists', 'DoesNotExist'].includes(show(e.operator)))
+      throw new Error(`matchExpressions operator ${show(e.operator)} is not valid`);
     if (
       (e.operator === 'In' || e.operator === 'NotIn') &&
       (!Array.isArray(e.values) || e.values.length === 0)
@@ -156,12 +156,12 @@ export function buildListeners(
       if (!isPort(l.port))
         st.acceptError = {
           reason: Reason.PortUnavailable,
-          message: `port ${String(l.port)} is not in 1-65535`,
+          message: `port ${show(l.port)} is not in 1-65535`,
         };
       else if (l.protocol !== 'HTTP' && l.protocol !== 'HTTPS') {
         st.acceptError = {
           reason: Reason.UnsupportedProtocol,
-          message: `protocol ${String(l.protocol)} is not supported (HTTP, HTTPS)`,
+          message: `protocol ${show(l.protocol)} is not supported (HTTP, HTTPS)`,
         };
       } else if (l.hostname !== undefined && hostnameError(l.hostname)) {
         st.acceptError = { reason: Reason.Invalid, message: hostnameError(l.hostname)! };
@@ -179,7 +179,7 @@ export function buildListeners(
           const g = k?.group ?? GATEWAY_GROUP;
           if (g === GATEWAY_GROUP && ROUTE_KINDS.includes(k?.kind as RouteKind)) {
             if (!st.supportedKinds.includes(k.kind as RouteKind)) st.supportedKinds.push(k.kind as RouteKind);
-          } else bad.push(`${g}/${String(k?.kind)}`);
+          } else bad.push(`${show(g)}/${show(k?.kind)}`);
         }
         if (bad.length)
           st.refsError = {
@@ -203,7 +203,7 @@ export function buildListeners(
       } else
         st.acceptError ??= {
           reason: Reason.Invalid,
-          message: `allowedRoutes.namespaces.from ${String(from)} is not supported`,
+          message: `allowedRoutes.namespaces.from ${show(from)} is not supported`,
         };
       // TLS
       if (l.protocol === 'HTTPS' && !st.acceptError) {

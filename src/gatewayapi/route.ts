@@ -63,16 +63,38 @@ export function attachRoute(
     const group = ref.group ?? GATEWAY_GROUP;
     const kind = ref.kind ?? 'Gateway';
     if (group !== GATEWAY_GROUP || kind !== 'Gateway') continue;
+    if (typeof ref.name !== 'string' || (ref.namespace !== undefined && typeof ref.namespace !== 'string'))
+      continue;
     const gwKey = key(ref.namespace ?? ns, ref.name);
     const gw = gateways.get(gwKey);
     if (!gw) continue; // not a Gateway of ours
+    const badSection = ref.sectionName !== undefined && typeof ref.sectionName !== 'string';
+    const badPort = ref.port !== undefined && (typeof ref.port !== 'number' || !Number.isInteger(ref.port));
+    if (badSection || badPort) {
+      out.push({
+        parentRef: { group, kind, namespace: ref.namespace ?? ns, name: ref.name },
+        controllerName,
+        conditions: new Conditions(gen(route), now)
+          .set({
+            type: Cond.Accepted,
+            status: false,
+            reason: Reason.UnsupportedValue,
+            message: `parentRef ${badSection ? 'sectionName must be a string' : 'port must be an integer'}`,
+          })
+          .toArray(),
+      });
+      continue;
+    }
     const refKey = JSON.stringify([gwKey, ref.sectionName ?? null, ref.port ?? null]);
     const prev = Array.isArray(prevParents)
       ? prevParents.find(
           (p) =>
             p?.controllerName === controllerName &&
             JSON.stringify([
-              key(p.parentRef?.namespace ?? ns, p.parentRef?.name),
+              key(
+                typeof p.parentRef?.namespace === 'string' ? p.parentRef.namespace : ns,
+                typeof p.parentRef?.name === 'string' ? p.parentRef.name : '',
+              ),
               p.parentRef?.sectionName ?? null,
               p.parentRef?.port ?? null,
             ]) === refKey,

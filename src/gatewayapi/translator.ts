@@ -186,7 +186,10 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   ]
     .map((x) => ({
       x,
-      t: Date.parse(x.route.metadata.creationTimestamp ?? '') || 0,
+      t:
+        typeof x.route.metadata.creationTimestamp === 'string'
+          ? Date.parse(x.route.metadata.creationTimestamp) || 0
+          : 0,
       k: `${key(x.route.metadata.namespace, x.route.metadata.name)}\0${x.route.kind}`,
     }))
     .sort((a, b) => a.t - b.t || (a.k < b.k ? -1 : a.k > b.k ? 1 : 0))
@@ -212,9 +215,10 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
         };
         if (opts.cache) {
           // the API server changes resourceVersion on every write; without one, the spec itself
-          content ??= route.metadata.resourceVersion
-            ? `rv:${route.metadata.resourceVersion}`
-            : JSON.stringify(route.spec);
+          content ??=
+            typeof route.metadata.resourceVersion === 'string' && route.metadata.resourceVersion
+              ? `rv:${route.metadata.resourceVersion}`
+              : JSON.stringify(route.spec);
           rules = opts.cache.get(orig, pk, content, make);
         } else rules = make();
         perPort.set(pk, rules);
@@ -225,10 +229,9 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
     let entry: CachedAttach | undefined;
     const cache = opts.cache;
     if (cache) {
-      const statusKey = route.metadata.resourceVersion ? '' : JSON.stringify(route.status ?? null);
-      content ??= route.metadata.resourceVersion
-        ? `rv:${route.metadata.resourceVersion}`
-        : JSON.stringify(route.spec);
+      const rv = typeof route.metadata.resourceVersion === 'string' ? route.metadata.resourceVersion : '';
+      const statusKey = rv ? '' : JSON.stringify(route.status ?? null);
+      content ??= rv ? `rv:${rv}` : JSON.stringify(route.spec);
       const hit = cache.attach.get(orig);
       if (
         hit &&

@@ -82,3 +82,13 @@ export function asList<T>(v: T[] | undefined | unknown, what: string): T[] {
   if (!Array.isArray(v)) throw new RuleError(`${what}: must be a list`);
   return v as T[];
 }
+
+/** A user value for a message: never throws (objects may carry a "toString" key). */
+export function show(v: unknown): string {
+  if (typeof v === 'string') return v.slice(0, 80);
+  try {
+    return (JSON.stringify(v) ?? typeof v).slice(0, 80);
+  } catch {
+    return typeof v;
+  }
+}

@@ -45,7 +45,10 @@ const mutation = fc.record({
   path: fc.nat(),
   value: fc.oneof(
     fc.jsonValue({ maxDepth: 2 }),
-    fc.constantFrom(-1, 0, 65536, 2 ** 53, 1e300, '', ' ', '*', '/', '..', '\u0000', 'x'.repeat(5000)),
+    fc.constantFrom<J>(-1, 0, 65536, 2 ** 53, 1e300, '', ' ', '*', '/', '..', '\u0000', 'x'.repeat(5000), {
+      toString: null,
+      valueOf: null,
+    }),
   ),
 });
 
