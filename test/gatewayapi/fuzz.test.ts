@@ -38,7 +38,7 @@ function replaced(obj: J, path: (string | number)[], value: J): J {
   return copy;
 }
 
-const N = Number(process.env.FUZZ_RUNS ?? 300);
+const N = Number(process.env.FUZZ_RUNS ?? 1000);
 const mutation = fc.record({
   input: fc.nat(),
   object: fc.nat(),
