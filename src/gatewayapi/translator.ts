@@ -57,7 +57,6 @@ interface CachedAttach {
   content: string;
   statusKey: string;
   gwSig: string;
-  now: string;
   parents: ParentStatus[];
   atts: { gw: string; listener: string; hostnames: string[] }[];
   /** the route's status object built from `parents` */
@@ -101,7 +100,7 @@ export class RouteCache {
   /** sorted routes per virtual host (`<table>\0<domain>`), from the previous and the current call */
   vhosts = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
   vhostsNext = new Map<string, { input: Entry[]; sorted: IRRoute[] }>();
-  /** attachment results and parent statuses per route, valid for one content + Gateway state + `now` */
+  /** attachment results and parent statuses per route, valid for one content (and status) + Gateway state */
   attach = new WeakMap<object, CachedAttach>();
   /** called at the end of a translation */
   rotate(): void {
@@ -233,13 +232,9 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       const statusKey = rv ? '' : JSON.stringify(route.status ?? null);
       content ??= rv ? `rv:${rv}` : JSON.stringify(route.spec);
       const hit = cache.attach.get(orig);
-      if (
-        hit &&
-        hit.content === content &&
-        hit.statusKey === statusKey &&
-        hit.gwSig === gwSig &&
-        hit.now === now
-      ) {
+      if (hit && hit.content === content && hit.statusKey === statusKey && hit.gwSig === gwSig) {
+        // `now` is not part of the key: with the same route (and the same status it carries)
+        // and the same Gateways, a condition that changed did so when first computed
         // replay: same listeners, hostnames and statuses; rules come from the rule cache
         for (const a of hit.atts) {
           const gw = gateways.get(a.gw)!;
@@ -257,7 +252,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
           attachments.get(gw)!.push(a);
           atts.push({ gw: gw.key, listener: a.listener.name, hostnames: a.hostnames });
         });
-        entry = { content, statusKey, gwSig, now, parents, atts };
+        entry = { content, statusKey, gwSig, parents, atts };
         cache.attach.set(orig, entry);
       }
     } else {
