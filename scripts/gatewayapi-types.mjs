@@ -32,6 +32,19 @@ const want = `${MODULE}@${GATEWAY_API_VERSION}\n${Object.entries(KINDS)
   .map(([k, v]) => `${k}=${v.join('/')}`)
   .join('\n')}\nv2\n`;
 
+// The standard-channel CRD files themselves, for the standalone folder provider's
+// defaulting and structural validation (read at run time; gitignored, never committed).
+const crdCopy = join(root, 'protos', 'gateway-api', 'standard');
+const crdStamp = join(root, 'protos', 'gateway-api', 'VERSION');
+if (!existsSync(crdStamp) || readFileSync(crdStamp, 'utf8').trim() !== `${MODULE}@${GATEWAY_API_VERSION}`) {
+  const src = join(moduleDir(), 'config', 'crd', 'standard');
+  mkdirSync(crdCopy, { recursive: true });
+  for (const f of readdirSync(src))
+    if (f.endsWith('.yaml')) writeFileSync(join(crdCopy, f), readFileSync(join(src, f)));
+  writeFileSync(crdStamp, `${MODULE}@${GATEWAY_API_VERSION}\n`);
+  console.log(`gatewayapi: standard CRDs of ${MODULE}@${GATEWAY_API_VERSION} -> protos/gateway-api/standard`);
+}
+
 if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) process.exit(0);
 
 function moduleDir() {

@@ -28,7 +28,7 @@ if (!protobuf.common.get('google/protobuf/descriptor.proto')) {
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** Locate the repository root (the folder holding protos/roots.txt) from src/ or dist/src/. */
-function findRepoRoot(): string {
+export function findRepoRoot(): string {
   let dir = here;
   for (let i = 0; i < 6; i++) {
     if (existsSync(join(dir, 'protos', 'roots.txt'))) return dir;

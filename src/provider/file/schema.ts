@@ -1,13 +1,13 @@
 /**
  * What the API server does to a Gateway API object before storing it, from the CRD
- * schemas (crd-schemas.generated.ts): prune nulls, apply `default:` values (the
+ * schemas (crdSchemas(): the pinned CRDs the build copied): prune nulls, apply `default:` values (the
  * structural-schema defaulting algorithm: a missing property with a default gets it, then
  * defaulting goes on inside it) and validate structurally (types, required, enum, bounds,
  * patterns; unknown fields are errors, as with kubectl's default strict field validation).
  * CEL rules (x-kubernetes-validations) are not evaluated. Core kinds get the few defaults
  * of their built-in types that the translator reads.
  */
-import { CRD_SCHEMAS } from './crd-schemas.generated.js';
+import { crdSchemas } from './crdschema.js';
 import type { Schema } from './crdschema.js';
 
 export const GATEWAY_GROUP = 'gateway.networking.k8s.io';
@@ -20,7 +20,7 @@ const isObj = (v: unknown): v is J => !!v && typeof v === 'object' && !Array.isA
 export function schemaFor(apiVersion: string, kind: string): Schema | undefined {
   const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
   if (group !== GATEWAY_GROUP) return undefined;
-  const versions = CRD_SCHEMAS[kind];
+  const versions = crdSchemas()[kind];
   let s = versions?.[version];
   if (typeof s === 'string') s = versions[s];
   return typeof s === 'object' ? s : undefined;
