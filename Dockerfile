@@ -1,10 +1,14 @@
 # signalbox control plane image (Envoy runs beside it, from its own image or package).
-FROM node:20-bookworm-slim AS build
+# Not built in CI here (no Docker engine on these machines); the same steps run in `make build`.
+FROM node:20-bookworm AS build
+# Go fetches the pinned Gateway API module (CRDs → types and schemas) through the module proxy
+COPY --from=golang:1.26-bookworm /usr/local/go /usr/local/go
+ENV PATH=/usr/local/go/bin:$PATH
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN npm install --no-audit --no-fund
 COPY . .
-RUN node scripts/protos.mjs && npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN node scripts/protos.mjs && node scripts/gatewayapi-types.mjs && npx tsc -p tsconfig.json && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 WORKDIR /app
