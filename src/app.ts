@@ -5,6 +5,8 @@ import { DebugServer } from './debug/server.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
 import { FileProvider } from './provider/file/index.js';
 import { KubernetesProvider } from './provider/kubernetes/index.js';
+import { LeaderElector } from './leader/lease.js';
+import type { LeaderOptions } from './leader/lease.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 import { SnapshotCache } from './xds/cache/cache.js';
 import { protoRegistry } from './xds/proto.js';
@@ -22,6 +24,8 @@ export interface AppOptions {
   configDir?: string;
   /** Kubernetes mode: informers and status writes through this kubeconfig */
   kubeconfig?: string;
+  /** Kubernetes mode: only the holder of this Lease writes status (all replicas serve xDS) */
+  leaderElection?: LeaderOptions;
   /** GatewayClasses whose controllerName is this are ours */
   controllerName?: string;
   /** address the translated Envoy listeners bind (default 0.0.0.0) */
@@ -38,6 +42,7 @@ export interface App {
   metrics: Metrics;
   files?: FileProvider;
   kube?: KubernetesProvider;
+  leader?: LeaderElector;
   xdsPort: number;
   debugPort: number;
   close(): Promise<void>;
@@ -74,6 +79,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     files.start(); // synchronous too
   }
   let kube: KubernetesProvider | undefined;
+  let leader: LeaderElector | undefined;
   if (o.kubeconfig) {
     kube = new KubernetesProvider({
       kubeconfig: o.kubeconfig,
@@ -82,7 +88,14 @@ export async function startApp(o: AppOptions): Promise<App> {
       log: o.log.child({ provider: 'kubernetes' }),
       controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
       bindAddress: o.listenerAddress,
+      writeStatus: o.leaderElection ? () => leader?.isLeader ?? false : undefined,
     });
+    if (o.leaderElection) {
+      leader = new LeaderElector(kube.kc, o.leaderElection, o.log.child({ component: 'leader' }));
+      const k = kube;
+      leader.on('leading', () => k.resync());
+      leader.start();
+    }
     await kube.start(); // every informer has listed once before ADS listens
   }
   ready = true;
@@ -106,6 +119,20 @@ export async function startApp(o: AppOptions): Promise<App> {
       extra: {
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
         ...(files ? { status: () => files.status(), 'config-errors': () => files.errors() } : {}),
+        ...(kube
+          ? {
+              kubernetes: () => ({
+                translations: kube.translations,
+                informerRestarts: kube.informerRestarts,
+                statusWrites: kube.status.writes,
+                statusSkipped: kube.status.skipped,
+                statusFailures: kube.status.failures,
+                leader: leader
+                  ? { identity: leader.identity, leading: leader.isLeader, acquisitions: leader.acquisitions }
+                  : null,
+              }),
+            }
+          : {}),
       },
     });
     const [h, p] = splitHostPort(o.debugAddress);
@@ -119,11 +146,13 @@ export async function startApp(o: AppOptions): Promise<App> {
     metrics,
     files,
     kube,
+    leader,
     xdsPort,
     debugPort,
     async close() {
       folder?.stop();
       files?.stop();
+      await leader?.stop();
       await kube?.stop();
       await debug?.close();
       await ads.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** signalbox command line. */
 import { writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
@@ -25,6 +26,21 @@ program
     'standalone mode: translate a watched folder of Gateway API YAML (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, Service, EndpointSlice, Secret, Namespace); status at GET /debug/status',
   )
   .option('--kubeconfig <file>', 'Kubernetes mode: watch the API server of this kubeconfig and write status')
+  .option('--no-leader-elect', 'Kubernetes mode: write status without holding the leader Lease')
+  .option(
+    '--lease <namespace/name>',
+    'Kubernetes mode: the coordination.k8s.io Lease for leader election',
+    'default/signalbox-leader',
+  )
+  .option(
+    '--lease-duration <seconds>',
+    'Kubernetes mode: Lease duration (another replica takes over after it)',
+    '15',
+  )
+  .option(
+    '--identity <id>',
+    "Kubernetes mode: this replica's Lease holder identity (default: <hostname>-<pid>)",
+  )
   .option(
     '--controller-name <name>',
     'GatewayClasses whose spec.controllerName is this are served',
@@ -39,6 +55,10 @@ program
       envoyDir?: string;
       configDir?: string;
       kubeconfig?: string;
+      leaderElect: boolean;
+      lease: string;
+      leaseDuration: string;
+      identity?: string;
       controllerName: string;
       listenerAddress: string;
       logLevel: string;
@@ -51,6 +71,17 @@ program
         envoyDir: o.envoyDir,
         configDir: o.configDir,
         kubeconfig: o.kubeconfig,
+        leaderElection:
+          o.kubeconfig && o.leaderElect
+            ? {
+                namespace: o.lease.split('/')[0],
+                name: o.lease.split('/')[1] ?? 'signalbox-leader',
+                identity: o.identity ?? `${hostname()}-${process.pid}`,
+                leaseDurationSec: Number(o.leaseDuration),
+                renewDeadlineMs: (Number(o.leaseDuration) * 1000 * 2) / 3,
+                retryPeriodMs: Math.max(200, (Number(o.leaseDuration) * 1000) / 7),
+              }
+            : undefined,
         controllerName: o.controllerName,
         listenerAddress: o.listenerAddress,
         defaultMetrics: true,

@@ -190,6 +190,11 @@ export class KubernetesProvider {
     await Promise.all(this.informers.map((e) => e.inf.stop().catch(() => undefined)));
   }
 
+  /** Translate again soon (e.g. on becoming leader, to write the status held back meanwhile). */
+  resync(): void {
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     const now = Date.now();
