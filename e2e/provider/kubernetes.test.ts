@@ -149,6 +149,19 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
       },
       slice(8080),
       route('/'),
+      // another controller's Gateway and a route to it: ignored
+      {
+        apiVersion: G,
+        kind: 'Gateway',
+        metadata: { name: 'foreign', namespace: 'default' },
+        spec: { gatewayClassName: 'other', listeners: [{ name: 'http', protocol: 'HTTP', port: 1 }] },
+      },
+      {
+        apiVersion: G,
+        kind: 'HTTPRoute',
+        metadata: { name: 'foreign-route', namespace: 'default' },
+        spec: { parentRefs: [{ name: 'foreign' }], rules: [{ backendRefs: [{ name: 'web', port: 80 }] }] },
+      },
     );
     const r = await waitFor('traffic through Envoy', async () => {
       const x = await get(`http://127.0.0.1:${port}/hello`);
@@ -174,6 +187,11 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     expect(
       getJson('gatewayclass/other').status.conditions.map((c: Cond & { reason: string }) => c.reason),
     ).toEqual(['Pending']);
+    expect(
+      getJson('gateway/foreign').status.conditions.map((c: Cond & { reason: string }) => c.reason),
+    ).toEqual(['Pending', 'Pending']);
+    expect(getJson('httproute/foreign-route').status).toBeUndefined();
+    expect(app.cache.getGroup('default/foreign')).toBeUndefined();
 
     // an edit of the route: Envoy and observedGeneration follow
     apply(route('/v2'));
@@ -257,5 +275,67 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
       'route status follows',
       () => !conds(getJson('httproute/keep')).includes('Accepted=True@1'),
     );
+  });
+
+  test('a burst of 200 route creations: coalesced translations, one status write per route (no storm)', async () => {
+    const kube = app.kube!;
+    const burstPort = await freePort();
+    apply({
+      apiVersion: G,
+      kind: 'Gateway',
+      metadata: { name: 'burst', namespace: 'default' },
+      spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port: burstPort }] },
+    });
+    await waitFor('burst Gateway programmed', () =>
+      (getJson('gateway/burst').status?.conditions ?? []).some(
+        (c: Cond) => c.type === 'Programmed' && c.status === 'True',
+      ),
+    );
+    await sleep(500);
+    const writes0 = kube.status.writes;
+    const runs0 = kube.translations;
+    const delays0 = kube.delays.length;
+    const N = 200;
+    const t0 = Date.now();
+    apply(
+      ...Array.from({ length: N }, (_, i) => ({
+        apiVersion: G,
+        kind: 'HTTPRoute',
+        metadata: { name: `burst-${i}`, namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'burst' }],
+          rules: [{ matches: [{ path: { value: `/b/${i}` } }], backendRefs: [{ name: 'web', port: 80 }] }],
+        },
+      })),
+    );
+    await waitFor(
+      'every burst route accepted',
+      () => {
+        const list = JSON.parse(kubectl(['get', 'httproute', '-o', 'json'])).items as Any[];
+        return (
+          list.filter((r) => r.metadata.name.startsWith('burst-') && conds(r).includes('Accepted=True@1'))
+            .length === N
+        );
+      },
+      60_000,
+      500,
+    );
+    await waitFor(
+      'attachedRoutes',
+      () => getJson('gateway/burst').status.listeners[0].attachedRoutes === N,
+      30_000,
+    );
+    await sleep(1000);
+    const writes = kube.status.writes - writes0;
+    const runs = kube.translations - runs0;
+    const d = kube.delays.slice(delays0).sort((a, b) => a - b);
+    const pct = (p: number) => d[Math.min(d.length - 1, Math.floor((p / 100) * d.length))];
+    console.log(
+      `burst of ${N} routes: ${runs} translations, ${writes} status writes, settled in ${Date.now() - t0} ms; ` +
+        `event→translation delay p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${d[d.length - 1]} ms`,
+    );
+    // one write per route plus the Gateway's attachedRoutes updates (at most one per translation)
+    expect(writes).toBeLessThanOrEqual(N + runs);
+    expect(runs).toBeLessThan(N);
   });
 });
