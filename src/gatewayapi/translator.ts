@@ -152,6 +152,14 @@ function attachRoute(...args: Parameters<typeof attachRouteUnsafe>): ParentStatu
 }
 let internalErrors: Rejected[] = [];
 
+/** The route with its kind set, once per input object. */
+const routeViews = new WeakMap<object, AnyRoute>();
+function asRoute(r: object, kind: 'HTTPRoute' | 'GRPCRoute'): AnyRoute {
+  let v = routeViews.get(r);
+  if (!v || v.kind !== kind) routeViews.set(r, (v = { ...(r as AnyRoute), kind }));
+  return v;
+}
+
 /** sort keys of status objects (reused across calls through the cache) */
 const statusKeys = new WeakMap<ObjectStatus, string>();
 
@@ -180,8 +188,8 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
 
   // the spec's order: oldest first, then <namespace>/<name> (keys computed once)
   const routes: { route: AnyRoute; orig: object }[] = [
-    ...[...objs.httpRoutes.values()].map((r) => ({ orig: r, route: { ...r, kind: 'HTTPRoute' as const } })),
-    ...[...objs.grpcRoutes.values()].map((r) => ({ orig: r, route: { ...r, kind: 'GRPCRoute' as const } })),
+    ...[...objs.httpRoutes.values()].map((r) => ({ orig: r, route: asRoute(r, 'HTTPRoute') })),
+    ...[...objs.grpcRoutes.values()].map((r) => ({ orig: r, route: asRoute(r, 'GRPCRoute') })),
   ]
     .map((x) => ({
       x,
