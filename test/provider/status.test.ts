@@ -1,0 +1,167 @@
+/**
+ * The status writer against a fake API server: merge-patch of the status subresource with
+ * the field manager; nothing written when the object already has that status (whatever
+ * the key order); never over conditions of a newer generation (xds-rules 19); a failed
+ * write is retried, a 404 is dropped.
+ */
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { ObjectStatus } from '../../src/gatewayapi/index.js';
+import { silentLogger } from '../../src/log.js';
+import { StatusWriter, sameStatus } from '../../src/status/index.js';
+
+interface Req {
+  method: string;
+  url: string;
+  contentType: string;
+  body: unknown;
+}
+
+let server: Server;
+let reqs: Req[];
+let answers: number[];
+let kc: KubeConfig;
+
+beforeEach(async () => {
+  reqs = [];
+  answers = [];
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      reqs.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        contentType: String(req.headers['content-type']),
+        body: JSON.parse(body || 'null'),
+      });
+      const code = answers.shift() ?? 200;
+      res.writeHead(code, { 'content-type': 'application/json' });
+      res.end(
+        code === 200
+          ? '{"apiVersion":"gateway.networking.k8s.io/v1","kind":"Gateway"}'
+          : '{"kind":"Status","code":' + code + '}',
+      );
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as { port: number }).port;
+  kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: 'u' }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+});
+
+afterEach(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+});
+
+const cond = (gen: number) => ({
+  type: 'Accepted',
+  status: 'True',
+  reason: 'Accepted',
+  message: 'ok',
+  observedGeneration: gen,
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+});
+const ours = (gen: number): ObjectStatus => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'Gateway',
+  namespace: 'default',
+  name: 'gw',
+  status: { conditions: [cond(gen)] },
+});
+const current = (generation: number, status?: unknown) =>
+  new Map([
+    [
+      'Gateway/default/gw',
+      {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'Gateway',
+        metadata: { namespace: 'default', name: 'gw', generation },
+        ...(status ? { status } : {}),
+      } as Record<string, unknown>,
+    ],
+  ]);
+async function until(what: string, fn: () => boolean): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test('a changed status is merge-patched on the status subresource with the field manager', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  w.enqueue([ours(2)], current(2, { conditions: [cond(1)] }));
+  await until('one write', () => w.writes === 1);
+  expect(reqs).toEqual([
+    {
+      method: 'PATCH',
+      url: '/apis/gateway.networking.k8s.io/v1/namespaces/default/gateways/gw/status?fieldManager=signalbox',
+      contentType: 'application/merge-patch+json',
+      body: { status: { conditions: [cond(2)] } },
+    },
+  ]);
+  w.close();
+});
+
+test('a cluster-scoped GatewayClass is patched at its cluster path', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  const st: ObjectStatus = {
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'GatewayClass',
+    name: 'sb',
+    status: { conditions: [cond(1)] },
+  };
+  w.enqueue(
+    [st],
+    new Map([['GatewayClass//sb', { kind: 'GatewayClass', metadata: { name: 'sb', generation: 1 } }]]),
+  );
+  await until('one write', () => w.writes === 1);
+  expect(reqs[0].url).toBe(
+    '/apis/gateway.networking.k8s.io/v1/gatewayclasses/sb/status?fieldManager=signalbox',
+  );
+  w.close();
+});
+
+test('no write when the object already has that status, in any key order, with fields of others', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  const sorted = Object.fromEntries(Object.entries(cond(2)).sort(([a], [b]) => (a < b ? -1 : 1)));
+  w.enqueue([ours(2)], current(2, { conditions: [sorted], addresses: [{ value: '10.0.0.1' }] }));
+  await new Promise((r) => setTimeout(r, 100));
+  expect(reqs).toEqual([]);
+  expect(w.skipped).toBe(1);
+  expect(sameStatus({ a: [1, { x: 1, y: 2 }] }, { a: [1, { y: 2, x: 1 }], b: 3 })).toBe(true);
+  expect(sameStatus({ a: [1, 2] }, { a: [2, 1] })).toBe(false);
+  w.close();
+});
+
+test('rule 19: never overwrite conditions that describe a newer generation than the one translated', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  // we translated generation 2, the object's status already speaks of generation 3
+  w.enqueue([ours(2)], current(2, { conditions: [cond(3)] }));
+  await new Promise((r) => setTimeout(r, 100));
+  expect(reqs).toEqual([]);
+  w.close();
+});
+
+test('a failed write is retried; a 404 (object deleted) is not', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  answers = [500];
+  w.enqueue([ours(2)], current(2));
+  await until('written after a retry', () => w.writes === 1);
+  expect(reqs.length).toBe(2);
+  expect(w.failures).toBe(1);
+  answers = [404];
+  w.enqueue([ours(3)], current(3));
+  await until('404 seen', () => w.failures === 2);
+  await new Promise((r) => setTimeout(r, 600));
+  expect(reqs.length).toBe(3);
+  w.close();
+});
