@@ -24,6 +24,8 @@ export interface AppOptions {
   configDir?: string;
   /** Kubernetes mode: informers and status writes through this kubeconfig */
   kubeconfig?: string;
+  /** Kubernetes mode with the default client config ($KUBECONFIG, ~/.kube/config, or in-cluster) */
+  kubernetes?: boolean;
   /** Kubernetes mode: only the holder of this Lease writes status (all replicas serve xDS) */
   leaderElection?: LeaderOptions;
   /** GatewayClasses whose controllerName is this are ours */
@@ -80,7 +82,7 @@ export async function startApp(o: AppOptions): Promise<App> {
   }
   let kube: KubernetesProvider | undefined;
   let leader: LeaderElector | undefined;
-  if (o.kubeconfig) {
+  if (o.kubeconfig || o.kubernetes) {
     kube = new KubernetesProvider({
       kubeconfig: o.kubeconfig,
       cache,

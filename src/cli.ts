@@ -26,6 +26,10 @@ program
     'standalone mode: translate a watched folder of Gateway API YAML (GatewayClass, Gateway, HTTPRoute, GRPCRoute, ReferenceGrant, Service, EndpointSlice, Secret, Namespace); status at GET /debug/status',
   )
   .option('--kubeconfig <file>', 'Kubernetes mode: watch the API server of this kubeconfig and write status')
+  .option(
+    '--kubernetes',
+    'Kubernetes mode with the default client config: $KUBECONFIG, ~/.kube/config, or in-cluster (service account)',
+  )
   .option('--no-leader-elect', 'Kubernetes mode: write status without holding the leader Lease')
   .option(
     '--lease <namespace/name>',
@@ -55,6 +59,7 @@ program
       envoyDir?: string;
       configDir?: string;
       kubeconfig?: string;
+      kubernetes?: boolean;
       leaderElect: boolean;
       lease: string;
       leaseDuration: string;
@@ -71,8 +76,9 @@ program
         envoyDir: o.envoyDir,
         configDir: o.configDir,
         kubeconfig: o.kubeconfig,
+        kubernetes: o.kubernetes,
         leaderElection:
-          o.kubeconfig && o.leaderElect
+          (o.kubeconfig || o.kubernetes) && o.leaderElect
             ? {
                 namespace: o.lease.split('/')[0],
                 name: o.lease.split('/')[1] ?? 'signalbox-leader',
