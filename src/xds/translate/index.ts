@@ -6,7 +6,7 @@
  * `<kind>/<ns>/<name>/rule/<i>/match/<j>`.
  */
 import protobuf from 'protobufjs';
-import type { IR, IRGateway, IRRoute, IRRouteTable } from '../../gatewayapi/ir.js';
+import type { IR, IRCluster, IRGateway, IRRoute, IRRouteTable } from '../../gatewayapi/ir.js';
 import type { JsonObject, ProtoRegistry } from '../proto.js';
 import { TypeUrl, hashBytes, makeResource } from '../resource.js';
 import type { Deps, Resource } from '../resource.js';
@@ -55,6 +55,26 @@ export class EnvoyCache {
   }
 
   private vhosts = new WeakMap<object, Map<string, VhostEncoding>>();
+  /** ClusterLoadAssignments by the endpoint list object (the translator reuses it while slices are unchanged) */
+  private clas = new WeakMap<object, Map<string, Resource>>();
+
+  loadAssignment(reg: ProtoRegistry, c: IRCluster): Resource {
+    let byName = this.clas.get(c.endpoints);
+    const hit = byName?.get(c.name);
+    if (hit) {
+      this.hits++;
+      return hit;
+    }
+    const r = this.resource(
+      reg,
+      TypeUrl.Endpoint,
+      () => envoyLoadAssignment(c),
+      `${c.name}\0${c.endpoints.map((e) => `${e.address}:${e.port}`).join(',')}`,
+    );
+    if (!byName) this.clas.set(c.endpoints, (byName = new Map()));
+    byName.set(c.name, r);
+    return r;
+  }
 
   /** The encoding of a virtual host, by its (cached, immutable) sorted route list and name. */
   vhost(routes: IRRoute[], name: string): VhostEncoding | undefined {
@@ -187,14 +207,7 @@ export function gatewayResourcesCached(
     ...gw.clusters.map((c) =>
       cache.resource(reg, TypeUrl.Cluster, () => envoyCluster(c), `${c.name}\0${c.protocol}`),
     ),
-    ...gw.clusters.map((c) =>
-      cache.resource(
-        reg,
-        TypeUrl.Endpoint,
-        () => envoyLoadAssignment(c),
-        `${c.name}\0${c.endpoints.map((e) => `${e.address}:${e.port}`).join(',')}`,
-      ),
-    ),
+    ...gw.clusters.map((c) => cache.loadAssignment(reg, c)),
     ...j.secrets.map((x) => cache.resource(reg, TypeUrl.Secret, x)),
   ];
 }
