@@ -60,6 +60,7 @@ test: deps protos tools build lint test-unit test-e2e k8s-smoke
 bench: build tools
 	node dist/bench/fanout.js
 	node dist/bench/wire-bytes.js
+	node dist/bench/translate.js
 
 run: build
 	node dist/src/cli.js serve --config-dir e2e/testdata/gateway-folder
