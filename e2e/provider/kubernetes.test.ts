@@ -14,17 +14,32 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
+import { admit } from '../../src/provider/file/schema.js';
 import { get } from '../harness/backend.js';
 import { Envoy, freePort, sleep, waitFor } from '../harness/envoy.js';
 import { startLoad } from '../harness/load.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const execAsync = promisify(execFile);
+
+/** A free TCP port on 127.0.0.1 in [20000, below). */
+async function portBelow(below: number): Promise<number> {
+  for (;;) {
+    const p = 20000 + Math.floor(Math.random() * (below - 20000));
+    const ok = await new Promise<boolean>((res) => {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen(p, '127.0.0.1', () => s.close(() => res(true)));
+    });
+    if (ok) return p;
+  }
+}
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const KUBECTL = resolve('.tools/bin/kubectl');
@@ -82,7 +97,13 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    // the API server's port outside the ephemeral range (32768-60999 here): the load's
+    // client sockets could otherwise take it while the API server is down for a restart
+    const apiserverPort = await portBelow(32768);
+    execFileSync('e2e/k8s/start.sh', [dir], {
+      stdio: 'ignore',
+      env: { ...process.env, APISERVER_PORT: String(apiserverPort) },
+    });
     kubeconfig = join(dir, 'kubeconfig');
     const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
     ip('netns', 'add', NS);
@@ -207,6 +228,67 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     expect(getJson('httproute/web').metadata.generation).toBe(2);
   });
 
+  test('standalone mode defaults like the API server: the same YAML gives the same stored spec', () => {
+    const docs: Any[] = [
+      {
+        apiVersion: G,
+        kind: 'HTTPRoute',
+        metadata: { name: 'parity-http', namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'foreign' }],
+          rules: [
+            { backendRefs: [{ name: 'web', port: 80 }] },
+            {
+              matches: [
+                {
+                  path: { value: '/x' },
+                  headers: [{ name: 'h', value: 'v' }],
+                  queryParams: [{ name: 'q', value: '1' }],
+                },
+              ],
+              filters: [{ type: 'RequestMirror', requestMirror: { backendRef: { name: 'web', port: 80 } } }],
+              backendRefs: [{ name: 'web', port: 80, weight: 3 }],
+            },
+          ],
+        },
+      },
+      {
+        apiVersion: G,
+        kind: 'GRPCRoute',
+        metadata: { name: 'parity-grpc', namespace: 'default' },
+        spec: {
+          parentRefs: [{ name: 'foreign' }],
+          rules: [{ matches: [{ method: { service: 'a.B' } }], backendRefs: [{ name: 'web', port: 80 }] }],
+        },
+      },
+      {
+        apiVersion: G,
+        kind: 'Gateway',
+        metadata: { name: 'parity-gw', namespace: 'default' },
+        spec: {
+          gatewayClassName: 'other',
+          listeners: [
+            { name: 'a', protocol: 'HTTPS', port: 443, tls: { certificateRefs: [{ name: 'cert' }] } },
+            { name: 'b', protocol: 'HTTP', port: 80, allowedRoutes: { namespaces: {} } },
+          ],
+        },
+      },
+    ];
+    apply(...docs);
+    for (const d of docs) {
+      const mine = structuredClone(d);
+      expect(admit(mine)).toEqual([]);
+      const stored = getJson(`${d.kind.toLowerCase()}/${d.metadata.name}`);
+      expect(mine.spec).toEqual(stored.spec);
+    }
+    // and both refuse the same invalid object
+    const bad = structuredClone(docs[0]);
+    bad.metadata.name = 'parity-bad';
+    bad.spec.rules[0].backendRefs[0].port = 70000;
+    expect(() => apply(bad)).toThrow(/70000/);
+    expect(admit(bad).join()).toMatch(/spec.rules\[0\].backendRefs\[0\].port: Invalid value: 70000/);
+  });
+
   test('no status write when nothing changed: an unrelated event translates again and writes nothing', async () => {
     const kube = app.kube!;
     await sleep(1000); // let the writes of the previous test and their echoes settle
@@ -231,11 +313,16 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
 
   test('kube-apiserver restarted under load: 0 failed requests, informers recover, status catches up', async () => {
     const load = startLoad(url('/v2/x'));
-    await sleep(300);
-    // asynchronously: the load runs in this process and must keep running meanwhile
-    await execAsync('e2e/k8s/restart-apiserver.sh', ['--down=2', dir]);
-    await sleep(500);
-    const r = await load.stop();
+    let res: Awaited<ReturnType<typeof load.stop>> | undefined;
+    try {
+      await sleep(300);
+      // asynchronously: the load runs in this process and must keep running meanwhile
+      await execAsync('e2e/k8s/restart-apiserver.sh', ['--down=2', dir]);
+      await sleep(500);
+    } finally {
+      res = await load.stop();
+    }
+    const r = res;
     console.log(`API server restart under load: ${r.total} requests, ${r.failed} failed`);
     expect(r.failures).toEqual([]);
     expect(r.ok).toBeGreaterThan(0);

@@ -150,7 +150,9 @@ export class KubernetesProvider {
       inf.on('add', ev);
       inf.on('update', ev);
       inf.on('delete', ev);
+      let backoff = 1000;
       inf.on('connect', () => {
+        backoff = 1000;
         entry.synced = true;
         this.schedule();
       });
@@ -158,12 +160,13 @@ export class KubernetesProvider {
         if (this.stopped) return;
         this.o.log.warn(
           { kind: spec.kind, err: String(err) },
-          'informer failed: restarting (served config kept)',
+          'informer failed: restarting with backoff (served config kept)',
         );
         const t = setTimeout(() => {
           this.restarts.delete(t);
           if (!this.stopped) inf.start().catch(() => undefined);
-        }, 1000);
+        }, backoff);
+        backoff = Math.min(5000, backoff * 2);
         this.restarts.add(t);
         this.informerRestarts++;
       });
