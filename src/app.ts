@@ -129,6 +129,7 @@ export async function startApp(o: AppOptions): Promise<App> {
                 statusWrites: kube.status.writes,
                 statusSkipped: kube.status.skipped,
                 statusFailures: kube.status.failures,
+                statusConflicts: kube.status.conflicts,
                 leader: leader
                   ? { identity: leader.identity, leading: leader.isLeader, acquisitions: leader.acquisitions }
                   : null,

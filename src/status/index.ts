@@ -60,7 +60,10 @@ export function sameStatus(ours: Record<string, unknown>, theirs: unknown): bool
 
 export class StatusWriter {
   private readonly api: CustomObjectsApi;
-  private readonly pending = new Map<string, { st: ObjectStatus; tries: number }>();
+  private readonly pending = new Map<string, { st: ObjectStatus; tries: number; rv?: string }>();
+  /** called after a 409: the object changed since it was translated; translate again from the informer's newer copy */
+  onConflict?: () => void;
+  conflicts = 0;
   private draining = false;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -95,7 +98,8 @@ export class StatusWriter {
       }
       // rule 19: the object's status already describes a newer generation than the one we translated
       if (maxObserved(obj.status) > gen) continue;
-      this.pending.set(k, { st, tries: this.pending.get(k)?.tries ?? 0 });
+      const rv = (obj.metadata as { resourceVersion?: string }).resourceVersion;
+      this.pending.set(k, { st, tries: this.pending.get(k)?.tries ?? 0, rv });
     }
     if (!this.closed) void this.drain();
   }
@@ -125,24 +129,35 @@ export class StatusWriter {
     this.draining = true;
     try {
       while (this.pending.size > 0 && !this.closed) {
-        const [k, e] = this.pending.entries().next().value as [string, { st: ObjectStatus; tries: number }];
+        const [k, e] = this.pending.entries().next().value as [
+          string,
+          { st: ObjectStatus; tries: number; rv?: string },
+        ];
         this.pending.delete(k);
         await this.take();
         try {
-          await this.patch(e.st);
+          await this.patch(e.st, e.rv);
           this.writes++;
           this.log.info({ object: k }, 'status written');
         } catch (err) {
           this.failures++;
           const code = (err as { code?: number }).code;
           if (code === 404) continue; // deleted meanwhile
-          if (e.tries < 5 && !this.pending.has(k)) {
+          if (code === 409) {
+            // the object changed after the translation this status comes from: never write a
+            // stale status; the informer brings the newer object and we translate again
+            this.conflicts++;
+            this.log.info({ object: k }, 'status conflict: translating again from the newer object');
+            this.onConflict?.();
+            continue;
+          }
+          if (e.tries < 5 && !this.pending.has(k) && !this.closed) {
             // conflict or transient: retry after a backoff unless a newer status replaced it
             const tries = e.tries + 1;
             const t = setTimeout(
               () => {
                 this.timers.delete(t);
-                if (!this.pending.has(k)) this.pending.set(k, { st: e.st, tries });
+                if (!this.pending.has(k)) this.pending.set(k, { st: e.st, tries, rv: e.rv });
                 void this.drain();
               },
               200 * 2 ** tries,
@@ -157,9 +172,14 @@ export class StatusWriter {
     }
   }
 
-  private async patch(st: ObjectStatus): Promise<void> {
+  /**
+   * A merge patch of the status subresource; with the resourceVersion the status was
+   * computed from as a precondition (409 Conflict when the object changed since).
+   */
+  private async patch(st: ObjectStatus, rv?: string): Promise<void> {
     const [group, version] = st.apiVersion.split('/');
     const opts = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+    const body = rv ? { metadata: { resourceVersion: rv }, status: st.status } : { status: st.status };
     if (st.namespace) {
       await this.api.patchNamespacedCustomObjectStatus(
         {
@@ -168,7 +188,7 @@ export class StatusWriter {
           namespace: st.namespace,
           plural: PLURAL[st.kind],
           name: st.name,
-          body: { status: st.status },
+          body,
           fieldManager: FIELD_MANAGER,
         },
         opts,
@@ -180,7 +200,7 @@ export class StatusWriter {
           version,
           plural: PLURAL[st.kind],
           name: st.name,
-          body: { status: st.status },
+          body,
           fieldManager: FIELD_MANAGER,
         },
         opts,

@@ -165,3 +165,20 @@ test('a failed write is retried; a 404 (object deleted) is not', async () => {
   expect(reqs.length).toBe(3);
   w.close();
 });
+
+test('retry on conflict: the resourceVersion translated is a precondition; a 409 asks for a new translation, the stale status is not retried', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  let resyncs = 0;
+  w.onConflict = () => resyncs++;
+  const obj = current(2);
+  (obj.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  answers = [409];
+  w.enqueue([ours(2)], obj);
+  await until('conflict seen', () => w.conflicts === 1);
+  expect(reqs[0].body).toEqual({ metadata: { resourceVersion: '7' }, status: { conditions: [cond(2)] } });
+  expect(resyncs).toBe(1);
+  await new Promise((r) => setTimeout(r, 600));
+  expect(reqs.length).toBe(1);
+  expect(w.writes).toBe(0);
+  w.close();
+});

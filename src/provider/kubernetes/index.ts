@@ -140,6 +140,7 @@ export class KubernetesProvider {
       bindAddress: o.bindAddress,
     });
     this.status = new StatusWriter(this.kc, o.log.child({ component: 'status' }));
+    this.status.onConflict = () => this.schedule();
   }
 
   async start(): Promise<void> {
