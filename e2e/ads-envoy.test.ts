@@ -3,49 +3,38 @@
  * delta), gets a listener, route, cluster and endpoints, ACKs each type; a request through
  * Envoy reaches the backend; the ledger's ACKed versions agree with Envoy's config_dump.
  */
-import { startApp } from '../src/app.js';
-import type { App } from '../src/app.js';
-import { silentLogger } from '../src/log.js';
 import { TypeUrl } from '../src/xds/resource.js';
 import { startBackend, get } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
-import { Envoy, dumpVersions, freePort, waitFor } from './harness/envoy.js';
+import { dumpVersions, waitFor } from './harness/envoy.js';
+import { startEnvoyStack } from './harness/stack.js';
+import type { EnvoyStack } from './harness/stack.js';
 import { simpleSnapshot } from './harness/resources.js';
 
 describe.each([
   ['sotw', false],
   ['delta', true],
 ])('Envoy over ADS (%s)', (mode, delta) => {
-  let app: App;
-  let envoy: Envoy;
+  let s: EnvoyStack;
   let a: Backend;
-  let port: number;
 
   beforeAll(async () => {
     a = await startBackend('backend-a', '127.0.0.2');
-    port = await freePort();
-    app = await startApp({ log: silentLogger(), xdsAddress: '127.0.0.1:0' });
-    app.cache.setSnapshot(
-      'default/gw',
-      simpleSnapshot({ listenerPort: port, backends: [a], active: 'backend-a' }),
-    );
-    envoy = await Envoy.start({
+    s = await startEnvoyStack({
       nodeId: `envoy-${mode}-1`,
-      group: 'default/gw',
-      xdsPort: app.xdsPort,
       delta,
+      snapshot: (port) => simpleSnapshot({ listenerPort: port, backends: [a], active: 'backend-a' }),
     });
   });
 
   afterAll(async () => {
-    await envoy?.stop();
-    await app?.close();
+    await s?.close();
     await a?.close();
   });
 
   test('a request through Envoy reaches the backend', async () => {
     const r = await waitFor('a 200 through envoy', async () => {
-      const x = await get(`http://127.0.0.1:${port}/hello`);
+      const x = await get(`http://127.0.0.1:${s.port}/hello`);
       return x.status === 200 ? x : undefined;
     });
     expect(r.backend).toBe('backend-a');
@@ -53,7 +42,7 @@ describe.each([
   });
 
   test('every type is ACKed, and the ledger agrees with config_dump', async () => {
-    const node = app.cache.ledger.get(`envoy-${mode}-1`);
+    const node = s.app.cache.ledger.get(`envoy-${mode}-1`);
     expect(node?.mode).toBe(mode);
     expect(node?.connected).toBe(true);
     for (const t of [TypeUrl.Cluster, TypeUrl.Endpoint, TypeUrl.Listener, TypeUrl.Route]) {
@@ -62,8 +51,8 @@ describe.each([
       expect(tl?.acked?.version).toBe(tl?.sent?.version);
       expect(tl?.nacked).toBeUndefined();
     }
-    const snap = app.cache.getGroup('default/gw');
-    const dump = dumpVersions(await envoy.configDump('?include_eds'));
+    const snap = s.app.cache.getGroup('default/gw');
+    const dump = dumpVersions(await s.envoy.configDump('?include_eds'));
     if (!delta) {
       // SotW: a version per response; Envoy shows it on every resource of that response
       expect(dump.clusters['backend-a']).toBe(node?.types.get(TypeUrl.Cluster)?.acked?.version);

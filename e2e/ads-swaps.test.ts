@@ -3,14 +3,13 @@
  * request): every swap adds a new cluster, switches the route to it and drops the old one.
  * Make-before-break ordering means 0 failed requests.
  */
-import { startApp } from '../src/app.js';
-import type { App } from '../src/app.js';
-import { silentLogger } from '../src/log.js';
 import { Snapshot } from '../src/xds/cache/snapshot.js';
 import { TypeUrl } from '../src/xds/resource.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
-import { Envoy, freePort, waitFor } from './harness/envoy.js';
+import { waitFor } from './harness/envoy.js';
+import { startEnvoyStack } from './harness/stack.js';
+import type { EnvoyStack } from './harness/stack.js';
 import { startLoad } from './harness/load.js';
 import { cla, cluster, listener, res, route } from './harness/resources.js';
 
@@ -28,40 +27,33 @@ describe.each([
   ['sotw', false],
   ['delta', true],
 ])('backend swaps under load (%s)', (mode, delta) => {
-  let app: App;
-  let envoy: Envoy;
+  let s: EnvoyStack;
   let a: Backend;
   let b: Backend;
-  let port: number;
   const nodeId = `envoy-swaps-${mode}`;
 
   beforeAll(async () => {
     a = await startBackend('backend-a', '127.0.0.2');
     b = await startBackend('backend-b', '127.0.0.3');
-    port = await freePort();
-    app = await startApp({ log: silentLogger(), xdsAddress: '127.0.0.1:0' });
-    app.cache.setSnapshot('default/gw', swapSnapshot(port, 0, a));
-    envoy = await Envoy.start({ nodeId, group: 'default/gw', xdsPort: app.xdsPort, delta });
-    await waitFor('first 200', async () => (await get(`http://127.0.0.1:${port}/`)).status === 200);
+    s = await startEnvoyStack({ nodeId, delta, snapshot: (port) => swapSnapshot(port, 0, a) });
   });
 
   afterAll(async () => {
-    await envoy?.stop();
-    await app?.close();
+    await s?.close();
     await a?.close();
     await b?.close();
   });
 
   test('50 swaps, 0 failed requests, both backends served, old clusters gone', async () => {
-    const load = startLoad(`http://127.0.0.1:${port}/`, 2);
+    const load = startLoad(`http://127.0.0.1:${s.port}/`, 2);
     for (let i = 1; i <= 50; i++) {
       const backend = i % 2 === 0 ? a : b;
-      const snap = swapSnapshot(port, i, backend);
-      app.cache.setSnapshot('default/gw', snap);
+      const snap = swapSnapshot(s.port, i, backend);
+      s.app.cache.setSnapshot('default/gw', snap);
       // the swap is done when Envoy ACKed the switched route and the removal of the old cluster
       const rh = snap.get(TypeUrl.Route).get('main')?.hash as string;
       await waitFor(`swap ${i} ACKed`, () => {
-        const n = app.cache.ledger.get(nodeId);
+        const n = s.app.cache.ledger.get(nodeId);
         const routeAcked = n?.types.get(TypeUrl.Route)?.resources.get('main')?.acked === rh;
         const cds = n?.types.get(TypeUrl.Cluster);
         const oldGone =
@@ -71,7 +63,7 @@ describe.each([
       // the switched route answers from the new backend
       await waitFor(
         `swap ${i} serves ${backend.name}`,
-        async () => (await get(`http://127.0.0.1:${port}/`)).backend === backend.name,
+        async () => (await get(`http://127.0.0.1:${s.port}/`)).backend === backend.name,
         5000,
         20,
       );
@@ -82,12 +74,12 @@ describe.each([
     expect(r.ok).toBeGreaterThan(100);
     expect(r.byBackend['backend-a']).toBeGreaterThan(0);
     expect(r.byBackend['backend-b']).toBeGreaterThan(0);
-    const dump = await envoy.configDump();
+    const dump = await s.envoy.configDump();
     const clusters = JSON.stringify(
       dump.configs.find((c) => String(c['@type']).endsWith('ClustersConfigDump')),
     );
     expect(clusters).toContain('"pool-50"');
     expect(clusters).not.toContain('"pool-49"');
-    expect(app.cache.ledger.get(nodeId)?.types.get(TypeUrl.Route)?.nacked).toBeUndefined();
+    expect(s.app.cache.ledger.get(nodeId)?.types.get(TypeUrl.Route)?.nacked).toBeUndefined();
   });
 });
