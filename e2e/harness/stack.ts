@@ -1,7 +1,7 @@
 /** signalbox in-process + one real Envoy of group default/gw, for the ADS e2e tests. */
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
-import { silentLogger } from '../../src/log.js';
+import { makeLogger, silentLogger } from '../../src/log.js';
 import type { Snapshot } from '../../src/xds/cache/snapshot.js';
 import { get } from './backend.js';
 import { Envoy, freePort, waitFor } from './envoy.js';
@@ -21,7 +21,10 @@ export async function startEnvoyStack(o: {
   snapshot: (listenerPort: number) => Snapshot;
 }): Promise<EnvoyStack> {
   const port = await freePort();
-  const app = await startApp({ log: silentLogger(), xdsAddress: '127.0.0.1:0' });
+  const app = await startApp({
+    log: process.env.STACK_LOG ? makeLogger({ level: process.env.STACK_LOG }) : silentLogger(),
+    xdsAddress: '127.0.0.1:0',
+  });
   app.cache.setSnapshot('default/gw', o.snapshot(port));
   const envoy = await Envoy.start({
     nodeId: o.nodeId,

@@ -117,6 +117,17 @@ export class SotwSession extends Session {
     t.dirty.clear();
     t.dirtyAll = false;
     if (this.closed || !this.node || !t.seen || t.pending) return;
+    if (!t.wildcard && t.names.size === 0) {
+      // the client unsubscribed every name (Envoy does so for EDS when its last cluster
+      // goes): it has no watch left to ACK a response with, so none is sent
+      if (t.acked.size > 0) {
+        t.acked.clear();
+        this.mark(t, 'all');
+      }
+      t.lastSentVersion = undefined;
+      t.force.clear();
+      return;
+    }
     const sel = this.selected(t);
     const version = versionOf(sel);
     if (t.held === version) return; // xds-rules 5
@@ -140,6 +151,12 @@ export class SotwSession extends Session {
       }
     }
     const forced = sel.some((r) => t.force.has(r.name));
+    if (!t.wildcard && t.answered && !forced && sel.every((r) => t.acked.get(r.name) === r.hash)) {
+      // xds-rules 12: SotW EDS/RDS have no deletion; a name that merely went away is not
+      // worth a response (Envoy drops it when nothing references it, and a response for a
+      // name it no longer watches would never be ACKed)
+      return;
+    }
     // xds-rules 10: answer the first request even with nothing to send;
     // xds-rules 6/8: otherwise only when what the client should have changed
     if (t.answered && version === t.lastSentVersion && !forced) return;
