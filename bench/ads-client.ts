@@ -237,12 +237,10 @@ export class AdsStream {
       const drop = [...cur].filter((n) => !want.has(n));
       if (add.length > 0 || drop.length > 0) {
         this.subscribed.set(dt, want);
-        if (this.o.mode === 'sotw') {
-          this.request(dt, [...want].sort());
-        } else {
-          for (const n of drop) this.held.get(dt)?.delete(n);
-          this.request(dt, add, drop);
-        }
+        // like Envoy: what nothing references any more is dropped (SotW EDS/RDS have no deletion)
+        for (const n of drop) this.held.get(dt)?.delete(n);
+        if (this.o.mode === 'sotw') this.request(dt, [...want].sort());
+        else this.request(dt, add, drop);
       }
     }
     this.o.onAck?.(this, t);
