@@ -23,6 +23,7 @@ import { RouteCache, translate } from '../src/gatewayapi/translator.js';
 import { protoRegistry } from '../src/xds/proto.js';
 import { EnvoyCache, snapshots } from '../src/xds/translate/index.js';
 import { TypeUrl } from '../src/xds/resource.js';
+import { gateway, gatewayClass } from '../e2e/harness/gateway-objects.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,23 +41,8 @@ const G = 'gateway.networking.k8s.io/v1';
 
 function objects(): unknown[] {
   const out: unknown[] = [
-    {
-      apiVersion: G,
-      kind: 'GatewayClass',
-      metadata: { name: 'sb' },
-      spec: { controllerName: 'signalbox.dev/gateway-controller' },
-    },
-    {
-      apiVersion: G,
-      kind: 'Gateway',
-      metadata: { namespace: 'default', name: 'gw' },
-      spec: {
-        gatewayClassName: 'sb',
-        listeners: [
-          { name: 'http', protocol: 'HTTP', port: 8080, allowedRoutes: { namespaces: { from: 'All' } } },
-        ],
-      },
-    },
+    gatewayClass(),
+    gateway([{ name: 'http', protocol: 'HTTP', port: 8080, allowedRoutes: { namespaces: { from: 'All' } } }]),
   ];
   for (let s = 0; s < SERVICES; s++) {
     out.push({

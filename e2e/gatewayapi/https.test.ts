@@ -16,6 +16,7 @@ import { snapshots } from '../../src/xds/translate/index.js';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { echoBackend } from './servers.js';
 import type { TestBackend } from './servers.js';
+import { gateway, gatewayClass } from '../harness/gateway-objects.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const certs = 'test/gatewayapi/testdata/certs';
@@ -91,42 +92,29 @@ describe('HTTPS listeners through Envoy', () => {
       },
     ];
     const objects = [
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { namespace: 'default', name: 'gw' },
-        spec: {
-          gatewayClassName: 'sb',
-          listeners: [
-            {
-              name: 'example',
-              protocol: 'HTTPS',
-              port: sni,
-              hostname: '*.example.com',
-              tls: { certificateRefs: [{ name: 'example' }] },
-            },
-            {
-              name: 'other',
-              protocol: 'HTTPS',
-              port: sni,
-              hostname: 'other.org',
-              tls: { certificateRefs: [{ name: 'other', namespace: 'certs' }] },
-            },
-            {
-              name: 'dual',
-              protocol: 'HTTPS',
-              port: dual,
-              tls: { certificateRefs: [{ name: 'example' }, { name: 'ec' }] },
-            },
-          ],
+      gatewayClass(),
+      gateway([
+        {
+          name: 'example',
+          protocol: 'HTTPS',
+          port: sni,
+          hostname: '*.example.com',
+          tls: { certificateRefs: [{ name: 'example' }] },
         },
-      },
+        {
+          name: 'other',
+          protocol: 'HTTPS',
+          port: sni,
+          hostname: 'other.org',
+          tls: { certificateRefs: [{ name: 'other', namespace: 'certs' }] },
+        },
+        {
+          name: 'dual',
+          protocol: 'HTTPS',
+          port: dual,
+          tls: { certificateRefs: [{ name: 'example' }, { name: 'ec' }] },
+        },
+      ]),
       secret('default', 'example', 'rsa'),
       secret('default', 'ec', 'ec'),
       secret('certs', 'other', 'other'),

@@ -13,6 +13,7 @@ import { snapshots } from '../../src/xds/translate/index.js';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { echoBackend, grpcBackend, grpcCall, h2cBackend, http1, upgrade } from './servers.js';
 import type { TestBackend } from './servers.js';
+import { gateway, gatewayClass } from '../harness/gateway-objects.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const GREETER = ['/helloworld.Greeter/SayHello', '/helloworld.Greeter/SayBye', '/other.Svc/Ping'];
@@ -102,25 +103,15 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
     grpcPort = await freePort();
     url = (p) => `http://127.0.0.1:${port}${p}`;
     const objects: unknown[] = [
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { namespace: 'default', name: 'gw', generation: 1 },
-        spec: {
-          gatewayClassName: 'sb',
-          listeners: [
-            { name: 'http', protocol: 'HTTP', port },
-            { name: 'isolated', protocol: 'HTTP', port, hostname: 'exact.example.com' },
-            { name: 'grpc', protocol: 'HTTP', port: grpcPort },
-          ],
-        },
-      },
+      gatewayClass(),
+      gateway(
+        [
+          { name: 'http', protocol: 'HTTP', port },
+          { name: 'isolated', protocol: 'HTTP', port, hostname: 'exact.example.com' },
+          { name: 'grpc', protocol: 'HTTP', port: grpcPort },
+        ],
+        { generation: 1 },
+      ),
       ...service('svc-a', b.a),
       ...service('svc-b', b.b),
       ...service('svc-c', b.c),

@@ -24,6 +24,7 @@ import { admit } from '../../src/provider/file/schema.js';
 import { get } from '../harness/backend.js';
 import { Envoy, freePort, sleep, waitFor } from '../harness/envoy.js';
 import { startLoad } from '../harness/load.js';
+import { gateway, gatewayClass } from '../harness/gateway-objects.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const execAsync = promisify(execFile);
@@ -144,24 +145,14 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
 
   test('kubectl apply → traffic through Envoy; status written with observedGeneration; Gateway Programmed', async () => {
     apply(
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
+      gatewayClass(),
       {
         apiVersion: G,
         kind: 'GatewayClass',
         metadata: { name: 'other' },
         spec: { controllerName: 'example.com/other' },
       },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { name: 'gw', namespace: 'default' },
-        spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
-      },
+      gateway([{ name: 'http', protocol: 'HTTP', port }]),
       {
         apiVersion: 'v1',
         kind: 'Service',

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
+import { gateway, gatewayClass } from '../harness/gateway-objects.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const KUBECTL = resolve('.tools/bin/kubectl');
@@ -105,18 +106,8 @@ describe('two replicas, one leader', () => {
     kubeconfig = join(dir, 'kubeconfig');
     gwPort = await freePort();
     apply(
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { name: 'gw', namespace: 'default' },
-        spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port: gwPort }] },
-      },
+      gatewayClass(),
+      gateway([{ name: 'http', protocol: 'HTTP', port: gwPort }]),
       {
         apiVersion: 'v1',
         kind: 'Service',

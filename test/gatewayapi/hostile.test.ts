@@ -7,28 +7,16 @@ import { protoRegistry } from '../../src/xds/proto.js';
 import { TypeUrl } from '../../src/xds/resource.js';
 import type { Translated } from './helpers.js';
 import { envoyAvailable, run, validateCases } from './helpers.js';
+import { gateway as gatewayObject, gatewayClass } from '../../e2e/harness/gateway-objects.js';
 
 const reg = protoRegistry();
 const G = 'gateway.networking.k8s.io/v1';
 
 const base: unknown[] = [
-  {
-    apiVersion: G,
-    kind: 'GatewayClass',
-    metadata: { name: 'sb' },
-    spec: { controllerName: 'signalbox.dev/gateway-controller' },
-  },
-  {
-    apiVersion: G,
-    kind: 'Gateway',
-    metadata: { namespace: 'default', name: 'gw' },
-    spec: {
-      gatewayClassName: 'sb',
-      listeners: [
-        { name: 'http', protocol: 'HTTP', port: 18080, allowedRoutes: { namespaces: { from: 'All' } } },
-      ],
-    },
-  },
+  gatewayClass(),
+  gatewayObject([
+    { name: 'http', protocol: 'HTTP', port: 18080, allowedRoutes: { namespaces: { from: 'All' } } },
+  ]),
   {
     apiVersion: 'v1',
     kind: 'Service',

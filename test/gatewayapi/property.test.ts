@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { protoRegistry } from '../../src/xds/proto.js';
 import { envoyAvailable, run, validateCases, withCerts } from './helpers.js';
 import type { Translated } from './helpers.js';
+import { gateway, gatewayClass } from '../../e2e/harness/gateway-objects.js';
 
 const reg = protoRegistry();
 const G = 'gateway.networking.k8s.io/v1';
@@ -238,18 +239,8 @@ const world = fc
       };
     });
     const objects: unknown[] = [
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { namespace: 'default', name: 'gw' },
-        spec: { gatewayClassName: 'sb', listeners },
-      },
+      gatewayClass(),
+      gateway(listeners),
       {
         apiVersion: 'v1',
         kind: 'Secret',
