@@ -87,6 +87,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       kubeconfig: o.kubeconfig,
       cache,
       registry,
+      metrics,
       log: o.log.child({ provider: 'kubernetes' }),
       controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
       bindAddress: o.listenerAddress,
@@ -126,6 +127,10 @@ export async function startApp(o: AppOptions): Promise<App> {
               kubernetes: () => ({
                 translations: kube.translations,
                 informerRestarts: kube.informerRestarts,
+                events: kube.events,
+                relists: kube.relists,
+                gone410: kube.gone,
+                reach: kube.reachSizes(),
                 statusWrites: kube.status.writes,
                 statusSkipped: kube.status.skipped,
                 statusFailures: kube.status.failures,

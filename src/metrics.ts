@@ -51,6 +51,30 @@ export class Metrics {
     help: 'Snapshots set in the cache',
     registers: [this.registry],
   });
+  readonly k8sEvents = new Counter({
+    name: 'signalbox_kubernetes_events_total',
+    help: 'Informer events, by kind and whether they concern our Gateways (only those translate)',
+    labelNames: ['kind', 'relevant'] as const,
+    registers: [this.registry],
+  });
+  readonly k8sRelists = new Counter({
+    name: 'signalbox_kubernetes_relists_total',
+    help: 'Lists after the first one (after 410 Gone or an informer restart), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly k8sGone = new Counter({
+    name: 'signalbox_kubernetes_watch_gone_total',
+    help: 'Watches answered 410 Gone (resourceVersion too old), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly k8sTranslationDelay = new Histogram({
+    name: 'signalbox_kubernetes_translation_delay_seconds',
+    help: 'From the first event of a burst to the translation that covers it',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
 
   /** Current value of a counter or gauge for the given labels (0 when never set). */
   async value(name: string, labels: Record<string, string> = {}): Promise<number> {

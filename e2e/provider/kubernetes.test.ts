@@ -280,20 +280,73 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     expect(admit(bad).join()).toMatch(/spec.rules\[0\].backendRefs\[0\].port: Invalid value: 70000/);
   });
 
-  test('no status write when nothing changed: an unrelated event translates again and writes nothing', async () => {
+  test('no status write when nothing changed: an event on a referenced Service translates again and writes nothing', async () => {
     const kube = app.kube!;
     await sleep(1000); // let the writes of the previous test and their echoes settle
     const writes = kube.status.writes;
     const runs = kube.translations;
-    apply({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'unrelated', namespace: 'default' },
-      spec: { ports: [{ port: 81 }] },
-    });
+    kubectl(['label', 'service', 'web', `touched=${Date.now()}`, '--overwrite']);
     await waitFor('translation of the event', () => kube.translations > runs);
     await sleep(500);
     expect(kube.status.writes).toBe(writes);
+  });
+
+  test("another controller's objects and unreferenced ones never translate: a busy cluster costs nothing", async () => {
+    const kube = app.kube!;
+    await sleep(500);
+    const runs = kube.translations;
+    const ignored = kube.events.ignored;
+    const foreignRoute = (i: number) => ({
+      apiVersion: G,
+      kind: 'HTTPRoute',
+      metadata: { name: `foreign-${i}`, namespace: 'default' },
+      spec: {
+        parentRefs: [{ name: 'foreign' }],
+        rules: [{ backendRefs: [{ name: `foreign-svc-${i}`, port: 80 }] }],
+      },
+    });
+    const N = 20;
+    apply(
+      ...Array.from({ length: N }, (_, i) => foreignRoute(i)),
+      ...Array.from({ length: N }, (_, i) => ({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: `foreign-svc-${i}`, namespace: 'default' },
+        spec: { ports: [{ port: 80 }] },
+      })),
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: 'foreign-svc-0-1',
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'foreign-svc-0' },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [BACKEND_IP] }],
+      },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'someone-elses', namespace: 'default' },
+        stringData: { token: 'x' },
+      },
+    );
+    await waitFor('the events arrived', () => kube.events.ignored >= ignored + 2 * N + 2);
+    await sleep(500);
+    expect(kube.translations).toBe(runs);
+    // nothing of theirs is translated or written
+    expect(getJson('httproute/foreign-0').status).toBeUndefined();
+    const debug = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/kubernetes`)).json()) as Any;
+    expect(debug.reach).toMatchObject({ classes: 1, gateways: 1, services: 1 });
+    expect(debug.events.ignored).toBeGreaterThanOrEqual(2 * N + 2);
+    // one of their routes naming our Gateway is ours from then on
+    apply({ ...foreignRoute(0), spec: { ...foreignRoute(0).spec, parentRefs: [{ name: 'gw' }] } });
+    await waitFor('translated once it names our Gateway', () => kube.translations > runs);
+    await waitFor('its status written', () =>
+      conds(getJson('httproute/foreign-0')).includes('Accepted=True@2'),
+    );
+    kubectl(['delete', 'httproute', ...Array.from({ length: N }, (_, i) => `foreign-${i}`)]);
   });
 
   test('editing the backend (EndpointSlice) moves traffic', async () => {
@@ -302,17 +355,34 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     for (let i = 0; i < 5; i++) expect((await get(url('/v2/x'))).backend).toBe('k8s-2');
   });
 
-  test('kube-apiserver restarted under load: 0 failed requests, informers recover, status catches up', async () => {
+  test('kube-apiserver SIGKILLed and restarted under load: 0 failed requests, 410 Gone relists, status catches up', async () => {
+    const kube = app.kube!;
+    const gone0 = Object.values(kube.gone).reduce((a, b) => a + b, 0);
+    const relists0 = Object.values(kube.relists).reduce((a, b) => a + b, 0);
+    // writes to another kind move the API server's resourceVersion past what our watches
+    // last saw: after the restart the watch caches start later, so resuming a watch from
+    // its old resourceVersion is answered 410 Gone and that informer relists
+    for (let i = 0; i < 3; i++) kubectl(['create', 'configmap', `rv-bump-${Date.now()}-${i}`]);
     const load = startLoad(url('/v2/x'));
     let res: Awaited<ReturnType<typeof load.stop>> | undefined;
     try {
       await sleep(300);
       // asynchronously: the load runs in this process and must keep running meanwhile
-      await execAsync('e2e/k8s/restart-apiserver.sh', ['--down=2', dir]);
+      await execAsync('e2e/k8s/restart-apiserver.sh', ['--kill', '--down=2', dir]);
+      await waitFor(
+        'relists after 410 Gone',
+        () => Object.values(kube.relists).reduce((a, b) => a + b, 0) > relists0,
+        30_000,
+      );
       await sleep(500);
     } finally {
       res = await load.stop();
     }
+    const gone = Object.values(kube.gone).reduce((a, b) => a + b, 0) - gone0;
+    console.log(
+      `API server SIGKILL + restart: 410 Gone ${gone} times (${JSON.stringify(kube.gone)}), relists ${JSON.stringify(kube.relists)}`,
+    );
+    expect(gone).toBeGreaterThan(0);
     const r = res;
     console.log(`API server restart under load: ${r.total} requests, ${r.failed} failed`);
     expect(r.failures).toEqual([]);

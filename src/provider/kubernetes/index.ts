@@ -1,25 +1,34 @@
 /**
  * Kubernetes provider: informers (list + watch, @kubernetes/client-node) for every kind
- * the translator reads; any event schedules one translation, coalesced (at most
- * `maxDelayMs` after the first event of a burst, `quietMs` after the last). An informer
- * that fails is restarted after a backoff; its store (and so what is served) is kept
- * meanwhile, and a 410 Gone relists inside client-node. Nothing is translated before
- * every informer has listed once, so a start never serves a partial world.
+ * the translator reads. Only what is ours reaches the translator and only events on it
+ * schedule a translation (see reach.ts: our GatewayClasses, their Gateways, the routes
+ * attached to them and the Services, EndpointSlices and Secrets those reference); a
+ * translation is coalesced (at most `maxDelayMs` after the first event of a burst,
+ * `quietMs` after the last). An informer that fails is restarted after a backoff; its store
+ * (and so what is served) is kept meanwhile. A 410 Gone (the API server no longer has the
+ * resourceVersion a watch resumes from, e.g. after it restarted) makes client-node relist
+ * into the same store: the store is replaced only once the new list arrived, so nothing
+ * served is withdrawn meanwhile. Nothing is translated before every informer has listed
+ * once, so a start never serves a partial world.
  */
 import {
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
-  makeInformer,
+  ListWatch,
+  Watch,
 } from '@kubernetes/client-node';
-import type { Informer, KubernetesListObject, KubernetesObject, ObjectCache } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { ObjectStatus } from '../../gatewayapi/index.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
 import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import { StatusWriter } from '../../status/index.js';
 import { Pipeline } from '../pipeline.js';
+import { computeReach, emptyReach, inReach, relevantEvent } from './reach.js';
+import type { Reach } from './reach.js';
 
 const GW = 'gateway.networking.k8s.io';
 
@@ -91,6 +100,7 @@ export interface KubernetesProviderOptions {
   kubeconfig?: string;
   cache: SnapshotCache;
   registry: ProtoRegistry;
+  metrics?: Metrics;
   log: Logger;
   controllerName: string;
   bindAddress?: string;
@@ -98,6 +108,37 @@ export interface KubernetesProviderOptions {
   writeStatus?: () => boolean;
   quietMs?: number;
   maxDelayMs?: number;
+}
+
+/** A Watch that reports 410 Gone (as an ERROR event or as the watch request's status). */
+class GoneWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly onGone: () => void,
+  ) {
+    super(kc);
+  }
+
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    return super.watch(
+      path,
+      queryParams,
+      (phase: string, obj: unknown, w?: unknown) => {
+        if (phase === 'ERROR' && (obj as { code?: number } | undefined)?.code === 410) this.onGone();
+        callback(phase, obj, w);
+      },
+      (err: unknown) => {
+        const e = err as { statusCode?: number; code?: number } | null;
+        if (e && (e.statusCode === 410 || e.code === 410)) this.onGone();
+        done(err);
+      },
+    );
+  }
 }
 
 /** Typed list items carry Date objects and no kind/apiVersion: normalise to API JSON. */
@@ -112,9 +153,16 @@ export class KubernetesProvider {
   readonly kc = new KubeConfig();
   private informers: {
     spec: KindSpec;
-    inf: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+    inf: ListWatch<KubernetesObject>;
     synced: boolean;
   }[] = [];
+  /** what was ours at the last translation (judges events) */
+  private reach: Reach = emptyReach();
+  /** events that scheduled a translation / that were not ours, by kind */
+  readonly events = { relevant: 0, ignored: 0 };
+  /** per kind: lists after the first one (relists), 410 Gone answers seen */
+  readonly relists: Record<string, number> = {};
+  readonly gone: Record<string, number> = {};
   private readonly pipeline: Pipeline;
   readonly status: StatusWriter;
   private timer?: NodeJS.Timeout;
@@ -145,9 +193,24 @@ export class KubernetesProvider {
 
   async start(): Promise<void> {
     for (const spec of KINDS) {
-      const inf = makeInformer(this.kc, spec.path, spec.list(this.kc));
+      const list = spec.list(this.kc);
+      let lists = 0;
+      const counted = () => {
+        if (lists++ > 0) {
+          this.relists[spec.kind] = (this.relists[spec.kind] ?? 0) + 1;
+          this.o.metrics?.k8sRelists.inc({ kind: spec.kind });
+          this.o.log.info({ kind: spec.kind }, 'relisting (served config kept until the list arrives)');
+        }
+        return list();
+      };
+      const watch = new GoneWatch(this.kc, () => {
+        this.gone[spec.kind] = (this.gone[spec.kind] ?? 0) + 1;
+        this.o.metrics?.k8sGone.inc({ kind: spec.kind });
+        this.o.log.info({ kind: spec.kind }, 'watch answered 410 Gone: relisting');
+      });
+      const inf = new ListWatch<KubernetesObject>(spec.path, watch, counted, false);
       const entry = { spec, inf, synced: false };
-      const ev = () => this.schedule();
+      const ev = (o: KubernetesObject) => this.onEvent(spec, o);
       inf.on('add', ev);
       inf.on('update', ev);
       inf.on('delete', ev);
@@ -199,6 +262,22 @@ export class KubernetesProvider {
     this.schedule();
   }
 
+  private onEvent(spec: KindSpec, o: KubernetesObject): void {
+    const n = this.normalised(spec, o);
+    const relevant = relevantEvent(n, this.reach, this.o.controllerName);
+    this.o.metrics?.k8sEvents.inc({ kind: spec.kind, relevant: String(relevant) });
+    if (relevant) {
+      this.events.relevant++;
+      this.schedule();
+    } else this.events.ignored++;
+  }
+
+  private normalised(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
+    let n = this.norm.get(o);
+    if (!n) this.norm.set(o, (n = normalise(spec, o)));
+    return n;
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     const now = Date.now();
@@ -210,21 +289,36 @@ export class KubernetesProvider {
     this.timer = setTimeout(() => this.run(), wait);
   }
 
+  /** Every object of the kinds that decide the reach (classes, Gateways, routes). */
+  private *reachInputs(): Generator<Record<string, unknown>> {
+    for (const { spec, inf } of this.informers) {
+      if (spec.kind !== 'GatewayClass' && spec.kind !== 'Gateway' && !spec.kind.endsWith('Route')) continue;
+      for (const o of inf.list()) yield this.normalised(spec, o);
+    }
+  }
+
+  /** The translator's input: what is ours now (recomputes the reach from the stores). */
   objects(): Record<string, unknown>[] {
+    this.reach = computeReach(this.reachInputs(), this.o.controllerName);
     const out: Record<string, unknown>[] = [];
     for (const { spec, inf } of this.informers) {
       for (const o of inf.list()) {
-        let n = this.norm.get(o);
-        if (!n) this.norm.set(o, (n = normalise(spec, o)));
-        out.push(n);
+        const n = this.normalised(spec, o);
+        if (inReach(n, this.reach)) out.push(n);
       }
     }
     return out;
   }
 
+  /** Sizes of the current reach (for the debug endpoint). */
+  reachSizes(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.reach).map(([k, v]) => [k, (v as Set<string>).size]));
+  }
+
   private run(): void {
     if (!this.informers.every((e) => e.synced)) return;
     this.delays.push(Date.now() - this.firstEventAt);
+    this.o.metrics?.k8sTranslationDelay.observe((Date.now() - this.firstEventAt) / 1000);
     if (this.delays.length > 1000) this.delays.shift();
     this.firstEventAt = 0;
     this.translations++;
