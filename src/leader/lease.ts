@@ -6,9 +6,13 @@
  * for leaseDurationSeconds of the candidate's own clock (no clock-skew assumption). A
  * leader that cannot renew within `renewDeadlineMs` steps down. On stop, a leader
  * releases the Lease (empty holder) so another replica takes over at once.
+ *
+ * Candidates also watch the Lease, so they see each renewal when it happens (not up to a
+ * retry period later) and try to take over exactly when the lease runs out: a leader that
+ * dies is replaced within the lease duration of its last renewal, plus one API round trip.
  */
 import { EventEmitter } from 'node:events';
-import { CoordinationV1Api, V1MicroTime } from '@kubernetes/client-node';
+import { CoordinationV1Api, ListWatch, V1MicroTime, Watch } from '@kubernetes/client-node';
 import type { KubeConfig, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 
@@ -29,11 +33,16 @@ export class LeaderElector extends EventEmitter<{ leading: []; following: [strin
   /** the holder and renewTime last seen, and when (our clock) they last changed */
   private observed = { holder: '', renew: '', at: 0 };
   private lastRenew = 0;
+  /** one Lease read-modify-write at a time (the retry loop and the expiry timer share it) */
+  private chain: Promise<void> = Promise.resolve();
+  private expiryTimer?: NodeJS.Timeout;
+  private watchRetry?: NodeJS.Timeout;
+  private informer?: ListWatch<V1Lease>;
   /** times this replica became leader */
   acquisitions = 0;
 
   constructor(
-    kc: KubeConfig,
+    private readonly kc: KubeConfig,
     private readonly o: LeaderOptions,
     private readonly log: Logger,
   ) {
@@ -55,11 +64,72 @@ export class LeaderElector extends EventEmitter<{ leading: []; following: [strin
 
   start(): void {
     void this.tick();
+    this.watchLease();
+  }
+
+  /** Watch our Lease: every change is observed when it happens (see observe()). */
+  private watchLease(): void {
+    const { namespace, name } = this.o;
+    const fieldSelector = `metadata.name=${name}`;
+    const inf = new ListWatch<V1Lease>(
+      `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+      new Watch(this.kc),
+      () => this.api.listNamespacedLease({ namespace, fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const seen = (l: V1Lease) => this.observe(l);
+    inf.on('add', seen);
+    inf.on('update', seen);
+    inf.on('delete', () => this.armExpiry(0));
+    inf.on('error', (err: unknown) => {
+      if (this.stopped) return;
+      this.log.debug({ err: String(err).slice(0, 200) }, 'lease watch failed: polling meanwhile, retrying');
+      this.watchRetry = setTimeout(() => {
+        if (!this.stopped) inf.start().catch(() => undefined);
+      }, this.o.retryPeriodMs ?? 2000);
+    });
+    this.informer = inf;
+    inf.start().catch(() => undefined);
+  }
+
+  /** Note the holder and renewTime; when another holder's lease runs out, try to take it. */
+  private observe(lease: V1Lease): void {
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renew = lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : '';
+    if (holder !== this.observed.holder || renew !== this.observed.renew)
+      this.observed = { holder, renew, at: Date.now() };
+    if (this.stopped || holder === this.o.identity) return;
+    const duration = (lease.spec?.leaseDurationSeconds ?? this.duration) * 1000;
+    this.armExpiry(holder ? this.observed.at + duration + 1 - Date.now() : 0);
+  }
+
+  private armExpiry(ms: number): void {
+    clearTimeout(this.expiryTimer);
+    if (this.stopped) return;
+    this.expiryTimer = setTimeout(() => void this.attempt(), Math.max(0, ms));
+  }
+
+  /** One tryAcquireOrRenew, after any in flight. */
+  private attempt(): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      if (this.stopped) return;
+      try {
+        await this.tryAcquireOrRenew();
+      } catch (err) {
+        this.log.warn({ err: String(err).slice(0, 200) }, 'lease update failed');
+      }
+    });
+    return this.chain;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.expiryTimer);
+    clearTimeout(this.watchRetry);
+    await this.informer?.stop().catch(() => undefined);
     if (!this.leader) return;
     this.setLeader(false, '');
     try {
@@ -88,11 +158,7 @@ export class LeaderElector extends EventEmitter<{ leading: []; following: [strin
 
   private async tick(): Promise<void> {
     if (this.stopped) return;
-    try {
-      await this.tryAcquireOrRenew();
-    } catch (err) {
-      this.log.warn({ err: String(err).slice(0, 200) }, 'lease update failed');
-    }
+    await this.attempt();
     if (this.leader && Date.now() - this.lastRenew > (this.o.renewDeadlineMs ?? 10_000))
       this.setLeader(false, '');
     if (!this.stopped) this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs ?? 2000);
@@ -132,9 +198,7 @@ export class LeaderElector extends EventEmitter<{ leading: []; following: [strin
       return;
     }
     const holder = lease.spec?.holderIdentity ?? '';
-    const renew = lease.spec?.renewTime ? new Date(lease.spec.renewTime).toISOString() : '';
-    if (holder !== this.observed.holder || renew !== this.observed.renew)
-      this.observed = { holder, renew, at: Date.now() };
+    this.observe(lease);
     const duration = (lease.spec?.leaseDurationSeconds ?? this.duration) * 1000;
     const expired = !holder || Date.now() - this.observed.at > duration;
     if (holder !== this.o.identity && !expired) {
