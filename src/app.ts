@@ -30,6 +30,9 @@ export interface AppOptions {
   leaderElection?: LeaderOptions;
   /** GatewayClasses whose controllerName is this are ours */
   controllerName?: string;
+  /** Kubernetes mode: status writes per second and burst (default 20, 50) */
+  statusQps?: number;
+  statusBurst?: number;
   /** address the translated Envoy listeners bind (default 0.0.0.0) */
   listenerAddress?: string;
   stepTimeoutMs?: number;
@@ -91,6 +94,8 @@ export async function startApp(o: AppOptions): Promise<App> {
       log: o.log.child({ provider: 'kubernetes' }),
       controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
       bindAddress: o.listenerAddress,
+      statusQps: o.statusQps,
+      statusBurst: o.statusBurst,
       writeStatus: o.leaderElection ? () => leader?.isLeader ?? false : undefined,
     });
     if (o.leaderElection) {
@@ -127,6 +132,9 @@ export async function startApp(o: AppOptions): Promise<App> {
               kubernetes: () => ({
                 translations: kube.translations,
                 informerRestarts: kube.informerRestarts,
+                statusPending: kube.status.pendingCount,
+                statusInFlightSkips: kube.status.inFlightSkips,
+                httpsAgents: kube.kc.agentsMade,
                 events: kube.events,
                 relists: kube.relists,
                 gone410: kube.gone,

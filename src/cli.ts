@@ -2,11 +2,18 @@
 /** signalbox command line. */
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
 import { makeLogger } from './log.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
+
+/** A number > 0 (commander reports the error with the option's name). */
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a number greater than 0');
+  return n;
+}
 
 const program = new Command();
 program
@@ -50,6 +57,13 @@ program
     'GatewayClasses whose spec.controllerName is this are served',
     DEFAULT_CONTROLLER_NAME,
   )
+  .option('--status-qps <n>', 'Kubernetes mode: status writes per second (token bucket)', positive, 20)
+  .option(
+    '--status-burst <n>',
+    'Kubernetes mode: status writes allowed at once before --status-qps applies',
+    positive,
+    50,
+  )
   .option('--listener-address <ip>', 'address the Envoy listeners of Gateways bind', '0.0.0.0')
   .option('--log-level <level>', 'pino log level', 'info')
   .action(
@@ -65,6 +79,8 @@ program
       leaseDuration: string;
       identity?: string;
       controllerName: string;
+      statusQps: number;
+      statusBurst: number;
       listenerAddress: string;
       logLevel: string;
     }) => {
@@ -89,6 +105,8 @@ program
               }
             : undefined,
         controllerName: o.controllerName,
+        statusQps: o.statusQps,
+        statusBurst: o.statusBurst,
         listenerAddress: o.listenerAddress,
         defaultMetrics: true,
       });

@@ -441,6 +441,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     );
     await sleep(500);
     const writes0 = kube.status.writes;
+    const echoes0 = kube.events.ownWrites;
     const runs0 = kube.translations;
     const delays0 = kube.delays.length;
     const N = 200;
@@ -485,5 +486,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     // one write per route plus the Gateway's attachedRoutes updates (at most one per translation)
     expect(writes).toBeLessThanOrEqual(N + runs);
     expect(runs).toBeLessThan(N);
+    // the watch events of our own writes are recognised and translate nothing
+    expect(kube.events.ownWrites - echoes0).toBeGreaterThanOrEqual(writes - 2);
   });
 });

@@ -4,7 +4,16 @@
  * has (so a burst of events gives one write per changed object); a condition of the
  * object that already describes a newer generation than ours is never overwritten
  * (xds-rules 19); a failed write (conflict, not found, throttled) is retried with backoff
- * on the next drain; writes are rate-limited (token bucket).
+ * on the next drain; writes are rate-limited (token bucket), GatewayClasses and Gateways
+ * before routes (a burst of route creations must not hold back the Gateway's
+ * attachedRoutes behind hundreds of route writes).
+ *
+ * The writer remembers what it wrote: the object's resourceVersion before and after. The
+ * informer's copy lags behind our own write by one watch event, so a translation in
+ * between sees the old status; what it computes is not written again when it equals what
+ * we just wrote (no second write, no 409). And the watch event of our own write (the
+ * resourceVersion the patch returned) is recognised by `ownWrite`, so the provider need not
+ * translate again for it.
  */
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -41,15 +50,27 @@ function maxObserved(status: unknown): number {
   return m;
 }
 
+/** canonical() of objects already seen (statuses and informer objects are never mutated) */
+const canonicalCache = new WeakMap<object, string>();
+
 /** JSON with object keys sorted (the API server re-encodes objects with sorted keys). */
 export function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(v) ?? 'null';
+  if (!v || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  const hit = canonicalCache.get(v);
+  if (hit !== undefined) return hit;
+  const out = Array.isArray(v)
+    ? `[${v.map(canonical).join(',')}]`
+    : `{${Object.keys(v)
+        .sort()
+        .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+        .join(',')}}`;
+  canonicalCache.set(v, out);
+  return out;
+}
+
+/** canonical() without the lastTransitionTime values. */
+function withoutTimes(status: unknown): string {
+  return canonical(status).replace(/"lastTransitionTime":"[^"]*"/g, '"lastTransitionTime":""');
 }
 
 /** Does the object's status already hold every field of ours (a merge patch would change nothing)? */
@@ -58,9 +79,27 @@ export function sameStatus(ours: Record<string, unknown>, theirs: unknown): bool
   return Object.keys(ours).every((k) => canonical(ours[k]) === canonical(t[k]));
 }
 
+type Pending = { st: ObjectStatus; tries: number; rv?: string };
+
+/** Our last write per object: resourceVersion before and after it, and what it wrote. */
+interface Written {
+  before?: string;
+  after?: string;
+  status: string;
+}
+
+const FIRST = new Set(['GatewayClass', 'Gateway']);
+
 export class StatusWriter {
   private readonly api: CustomObjectsApi;
-  private readonly pending = new Map<string, { st: ObjectStatus; tries: number; rv?: string }>();
+  /** GatewayClasses and Gateways, drained first */
+  private readonly pendingFirst = new Map<string, Pending>();
+  /** routes */
+  private readonly pendingRest = new Map<string, Pending>();
+  private readonly written = new Map<string, Written>();
+  /** the object being written now (one write at a time) and watch events held meanwhile */
+  private writing?: string;
+  private held: { rv: string; notOurs: () => void }[] = [];
   /** called after a 409: the object changed since it was translated; translate again from the informer's newer copy */
   onConflict?: () => void;
   conflicts = 0;
@@ -72,6 +111,8 @@ export class StatusWriter {
   writes = 0;
   skipped = 0;
   failures = 0;
+  /** statuses not written again because our own write of them is not in the informer yet */
+  inFlightSkips = 0;
 
   constructor(
     kc: KubeConfig,
@@ -83,6 +124,42 @@ export class StatusWriter {
     this.tokens = burst;
   }
 
+  private queue(kind: string): Map<string, Pending> {
+    return FIRST.has(kind) ? this.pendingFirst : this.pendingRest;
+  }
+
+  /** Statuses waiting to be written. */
+  get pendingCount(): number {
+    return this.pendingFirst.size + this.pendingRest.size;
+  }
+
+  /**
+   * Is this watch event of object `key` (`<Kind>/<namespace>/<name>`) at `resourceVersion`
+   * the result of our own write? True when it is, and also while our write of that object
+   * is still waiting for its response (the watch event can come first): then `notOurs`
+   * is called later if the response names another resourceVersion, or the write failed.
+   */
+  ownWrite(key: string, resourceVersion: string | undefined, notOurs: () => void = () => undefined): boolean {
+    if (!resourceVersion) return false;
+    if (this.written.get(key)?.after === resourceVersion) return true;
+    if (this.writing !== key) return false;
+    this.held.push({ rv: resourceVersion, notOurs });
+    return true;
+  }
+
+  /** The write of `writing` finished (`after` undefined: failed): settle the events held. */
+  private settle(after: string | undefined): void {
+    const held = this.held;
+    this.held = [];
+    this.writing = undefined;
+    for (const h of held) if (h.rv !== after) h.notOurs();
+  }
+
+  /** Forget an object (deleted). */
+  forget(key: string): void {
+    this.written.delete(key);
+  }
+
   /** Queue the statuses that differ from the objects' current ones. */
   enqueue(statuses: ObjectStatus[], current: Map<string, Record<string, unknown>>): void {
     for (const st of statuses) {
@@ -90,23 +167,38 @@ export class StatusWriter {
       const k = `${st.kind}/${st.namespace ?? ''}/${st.name}`;
       const obj = current.get(k);
       if (!obj) continue;
-      const gen = (obj.metadata as { generation?: number }).generation ?? 0;
+      const q = this.queue(st.kind);
+      const md = obj.metadata as { generation?: number; resourceVersion?: string };
+      const gen = md.generation ?? 0;
       if (sameStatus(st.status, obj.status)) {
-        this.pending.delete(k);
+        q.delete(k);
         this.skipped++;
+        continue;
+      }
+      // our own write of this status is on its way to the informer (the copy we translated
+      // from predates it, so lastTransitionTime may have been computed afresh: ignore it)
+      const w = this.written.get(k);
+      if (
+        w &&
+        md.resourceVersion &&
+        w.before === md.resourceVersion &&
+        w.status === withoutTimes(st.status)
+      ) {
+        q.delete(k);
+        this.inFlightSkips++;
         continue;
       }
       // rule 19: the object's status already describes a newer generation than the one we translated
       if (maxObserved(obj.status) > gen) continue;
-      const rv = (obj.metadata as { resourceVersion?: string }).resourceVersion;
-      this.pending.set(k, { st, tries: this.pending.get(k)?.tries ?? 0, rv });
+      q.set(k, { st, tries: q.get(k)?.tries ?? 0, rv: md.resourceVersion });
     }
     if (!this.closed) void this.drain();
   }
 
   close(): void {
     this.closed = true;
-    this.pending.clear();
+    this.pendingFirst.clear();
+    this.pendingRest.clear();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
@@ -128,18 +220,23 @@ export class StatusWriter {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.pending.size > 0 && !this.closed) {
-        const [k, e] = this.pending.entries().next().value as [
-          string,
-          { st: ObjectStatus; tries: number; rv?: string },
-        ];
-        this.pending.delete(k);
+      while (this.pendingCount > 0 && !this.closed) {
         await this.take();
+        // after the wait: a Gateway queued meanwhile goes before the routes
+        const q = this.pendingFirst.size > 0 ? this.pendingFirst : this.pendingRest;
+        const next = q.entries().next();
+        if (next.done) continue;
+        const [k, e] = next.value;
+        q.delete(k);
+        this.writing = k;
         try {
-          await this.patch(e.st, e.rv);
+          const after = await this.patch(e.st, e.rv);
+          this.written.set(k, { before: e.rv, after, status: withoutTimes(e.st.status) });
+          this.settle(after);
           this.writes++;
-          this.log.info({ object: k }, 'status written');
+          this.log.info({ object: k, resourceVersion: after }, 'status written');
         } catch (err) {
+          this.settle(undefined);
           this.failures++;
           const code = (err as { code?: number }).code;
           if (code === 404) continue; // deleted meanwhile
@@ -151,13 +248,13 @@ export class StatusWriter {
             this.onConflict?.();
             continue;
           }
-          if (e.tries < 5 && !this.pending.has(k) && !this.closed) {
-            // conflict or transient: retry after a backoff unless a newer status replaced it
+          if (e.tries < 5 && !q.has(k) && !this.closed) {
+            // transient: retry after a backoff unless a newer status replaced it
             const tries = e.tries + 1;
             const t = setTimeout(
               () => {
                 this.timers.delete(t);
-                if (!this.pending.has(k)) this.pending.set(k, { st: e.st, tries, rv: e.rv });
+                if (!q.has(k)) q.set(k, { st: e.st, tries, rv: e.rv });
                 void this.drain();
               },
               200 * 2 ** tries,
@@ -174,14 +271,16 @@ export class StatusWriter {
 
   /**
    * A merge patch of the status subresource; with the resourceVersion the status was
-   * computed from as a precondition (409 Conflict when the object changed since).
+   * computed from as a precondition (409 Conflict when the object changed since). Returns
+   * the object's resourceVersion after the write.
    */
-  private async patch(st: ObjectStatus, rv?: string): Promise<void> {
+  private async patch(st: ObjectStatus, rv?: string): Promise<string | undefined> {
     const [group, version] = st.apiVersion.split('/');
     const opts = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
     const body = rv ? { metadata: { resourceVersion: rv }, status: st.status } : { status: st.status };
+    let res: unknown;
     if (st.namespace) {
-      await this.api.patchNamespacedCustomObjectStatus(
+      res = await this.api.patchNamespacedCustomObjectStatus(
         {
           group,
           version,
@@ -194,7 +293,7 @@ export class StatusWriter {
         opts,
       );
     } else {
-      await this.api.patchClusterCustomObjectStatus(
+      res = await this.api.patchClusterCustomObjectStatus(
         {
           group,
           version,
@@ -206,5 +305,6 @@ export class StatusWriter {
         opts,
       );
     }
+    return (res as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
   }
 }

@@ -22,10 +22,14 @@ let server: Server;
 let reqs: Req[];
 let answers: number[];
 let kc: KubeConfig;
+let rv: number;
+let delayMs: number;
 
 beforeEach(async () => {
   reqs = [];
   answers = [];
+  rv = 100;
+  delayMs = 0;
   server = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -37,12 +41,14 @@ beforeEach(async () => {
         body: JSON.parse(body || 'null'),
       });
       const code = answers.shift() ?? 200;
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(
-        code === 200
-          ? '{"apiVersion":"gateway.networking.k8s.io/v1","kind":"Gateway"}'
-          : '{"kind":"Status","code":' + code + '}',
-      );
+      setTimeout(() => {
+        res.writeHead(code, { 'content-type': 'application/json' });
+        res.end(
+          code === 200
+            ? `{"apiVersion":"gateway.networking.k8s.io/v1","kind":"Gateway","metadata":{"resourceVersion":"${++rv}"}}`
+            : '{"kind":"Status","code":' + code + '}',
+        );
+      }, delayMs);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -180,5 +186,79 @@ test('retry on conflict: the resourceVersion translated is a precondition; a 409
   await new Promise((r) => setTimeout(r, 600));
   expect(reqs.length).toBe(1);
   expect(w.writes).toBe(0);
+  w.close();
+});
+
+const route = (i: number): ObjectStatus => ({
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  namespace: 'default',
+  name: `r${i}`,
+  status: { parents: [{ controllerName: 'x', conditions: [cond(1)] }] },
+});
+
+test('Gateways are written before routes queued earlier (attachedRoutes is not held back by a burst)', async () => {
+  const w = new StatusWriter(kc, silentLogger(), 50, 1);
+  const cur = current(2);
+  for (let i = 0; i < 5; i++)
+    cur.set(`HTTPRoute/default/r${i}`, { kind: 'HTTPRoute', metadata: { name: `r${i}`, generation: 1 } });
+  w.enqueue([0, 1, 2, 3, 4].map(route), cur);
+  await until('first route written', () => w.writes === 1);
+  w.enqueue([ours(2)], cur);
+  await until('six writes', () => w.writes === 6);
+  const order = reqs.map((r) => r.url.split('/')[7]);
+  // the first route went out with the one token there was; the Gateway queued after it
+  // and after the other four routes comes next
+  expect(order).toEqual(['r0', 'gw', 'r1', 'r2', 'r3', 'r4']);
+  w.close();
+});
+
+test('our own write is not repeated from an informer copy that predates it, and its watch event is recognised', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  const before = current(2);
+  (before.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  w.enqueue([ours(2)], before);
+  await until('written', () => w.writes === 1);
+  expect(w.ownWrite('Gateway/default/gw', '101')).toBe(true);
+  expect(w.ownWrite('Gateway/default/gw', '7')).toBe(false);
+  // a translation before the watch event arrived: same status, a later lastTransitionTime
+  const later = ours(2);
+  (later.status.conditions as Record<string, unknown>[])[0].lastTransitionTime = '2026-01-01T00:00:09Z';
+  w.enqueue([later], before);
+  await new Promise((r) => setTimeout(r, 100));
+  expect(reqs.length).toBe(1);
+  expect(w.inFlightSkips).toBe(1);
+  // a different status from the same old copy is written (and the API server judges the precondition)
+  const other = ours(2);
+  (other.status.conditions as Record<string, unknown>[])[0].reason = 'Other';
+  w.enqueue([other], before);
+  await until('second write', () => w.writes === 2);
+  expect(reqs[1].body).toMatchObject({ metadata: { resourceVersion: '7' } });
+  // once deleted, the object's history is forgotten
+  w.forget('Gateway/default/gw');
+  expect(w.ownWrite('Gateway/default/gw', '102')).toBe(false);
+  w.close();
+});
+
+test("a watch event that arrives before our write's response is held until the response names its resourceVersion", async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  delayMs = 200;
+  w.enqueue([ours(2)], current(2));
+  await until('write sent', () => reqs.length === 1);
+  const calls: string[] = [];
+  // the watch brings two versions while the response is on its way: ours (101) and another
+  expect(w.ownWrite('Gateway/default/gw', '101', () => calls.push('101'))).toBe(true);
+  expect(w.ownWrite('Gateway/default/gw', '555', () => calls.push('555'))).toBe(true);
+  // another object is not being written: not ours
+  expect(w.ownWrite('Gateway/default/other', '101', () => calls.push('other'))).toBe(false);
+  await until('written', () => w.writes === 1);
+  expect(calls).toEqual(['555']);
+  // a failed write: every event held meanwhile is someone else's
+  answers = [500];
+  w.enqueue([ours(3)], current(3));
+  await until('second write sent', () => reqs.length === 2);
+  expect(w.ownWrite('Gateway/default/gw', '777', () => calls.push('777'))).toBe(true);
+  await until('failed', () => w.failures === 1);
+  expect(calls).toEqual(['555', '777']);
   w.close();
 });

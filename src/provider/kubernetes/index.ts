@@ -11,15 +11,8 @@
  * served is withdrawn meanwhile. Nothing is translated before every informer has listed
  * once, so a start never serves a partial world.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  KubeConfig,
-  ListWatch,
-  Watch,
-} from '@kubernetes/client-node';
-import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, ListWatch, Watch } from '@kubernetes/client-node';
+import type { KubernetesListObject, KubernetesObject, KubeConfig } from '@kubernetes/client-node';
 import type { ObjectStatus } from '../../gatewayapi/index.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
@@ -27,6 +20,7 @@ import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import { StatusWriter } from '../../status/index.js';
 import { Pipeline } from '../pipeline.js';
+import { PooledKubeConfig } from './kubeconfig.js';
 import { computeReach, emptyReach, inReach, relevantEvent } from './reach.js';
 import type { Reach } from './reach.js';
 
@@ -108,6 +102,9 @@ export interface KubernetesProviderOptions {
   writeStatus?: () => boolean;
   quietMs?: number;
   maxDelayMs?: number;
+  /** status writes per second (token bucket rate) and burst */
+  statusQps?: number;
+  statusBurst?: number;
 }
 
 /** A Watch that reports 410 Gone (as an ERROR event or as the watch request's status). */
@@ -150,7 +147,7 @@ function normalise(spec: KindSpec, o: KubernetesObject): Record<string, unknown>
 }
 
 export class KubernetesProvider {
-  readonly kc = new KubeConfig();
+  readonly kc = new PooledKubeConfig();
   private informers: {
     spec: KindSpec;
     inf: ListWatch<KubernetesObject>;
@@ -159,7 +156,7 @@ export class KubernetesProvider {
   /** what was ours at the last translation (judges events) */
   private reach: Reach = emptyReach();
   /** events that scheduled a translation / that were not ours, by kind */
-  readonly events = { relevant: 0, ignored: 0 };
+  readonly events = { relevant: 0, ignored: 0, ownWrites: 0 };
   /** per kind: lists after the first one (relists), 410 Gone answers seen */
   readonly relists: Record<string, number> = {};
   readonly gone: Record<string, number> = {};
@@ -187,7 +184,12 @@ export class KubernetesProvider {
       controllerName: o.controllerName,
       bindAddress: o.bindAddress,
     });
-    this.status = new StatusWriter(this.kc, o.log.child({ component: 'status' }));
+    this.status = new StatusWriter(
+      this.kc,
+      o.log.child({ component: 'status' }),
+      o.statusQps ?? 20,
+      o.statusBurst ?? 50,
+    );
     this.status.onConflict = () => this.schedule();
   }
 
@@ -210,10 +212,9 @@ export class KubernetesProvider {
       });
       const inf = new ListWatch<KubernetesObject>(spec.path, watch, counted, false);
       const entry = { spec, inf, synced: false };
-      const ev = (o: KubernetesObject) => this.onEvent(spec, o);
-      inf.on('add', ev);
-      inf.on('update', ev);
-      inf.on('delete', ev);
+      inf.on('add', (o: KubernetesObject) => this.onEvent(spec, o, 'add'));
+      inf.on('update', (o: KubernetesObject) => this.onEvent(spec, o, 'update'));
+      inf.on('delete', (o: KubernetesObject) => this.onEvent(spec, o, 'delete'));
       let backoff = 1000;
       inf.on('connect', () => {
         backoff = 1000;
@@ -255,6 +256,7 @@ export class KubernetesProvider {
     for (const t of this.restarts) clearTimeout(t);
     this.status.close();
     await Promise.all(this.informers.map((e) => e.inf.stop().catch(() => undefined)));
+    this.kc.close();
   }
 
   /** Translate again soon (e.g. on becoming leader, to write the status held back meanwhile). */
@@ -262,8 +264,21 @@ export class KubernetesProvider {
     this.schedule();
   }
 
-  private onEvent(spec: KindSpec, o: KubernetesObject): void {
+  private onEvent(spec: KindSpec, o: KubernetesObject, what: 'add' | 'update' | 'delete'): void {
     const n = this.normalised(spec, o);
+    const key = `${spec.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
+    if (what === 'delete') this.status.forget(key);
+    else if (
+      this.status.ownWrite(key, o.metadata?.resourceVersion, () => {
+        // it was not ours after all (our write's response named another version)
+        this.events.ownWrites--;
+        this.onEvent(spec, o, what);
+      })
+    ) {
+      // the watch event of our own status write: nothing a translation reads has changed
+      this.events.ownWrites++;
+      return;
+    }
     const relevant = relevantEvent(n, this.reach, this.o.controllerName);
     this.o.metrics?.k8sEvents.inc({ kind: spec.kind, relevant: String(relevant) });
     if (relevant) {
@@ -326,6 +341,14 @@ export class KubernetesProvider {
     const res = this.pipeline.run(objects);
     if (!res) return;
     if (this.o.writeStatus && !this.o.writeStatus()) return;
+    // after the sessions had their turn to push the new snapshot: comparing every status
+    // with the objects' must not delay what Envoy gets
+    setImmediate(() => {
+      if (!this.stopped) this.enqueueStatus(objects, res.statuses);
+    });
+  }
+
+  private enqueueStatus(objects: Record<string, unknown>[], statuses: ObjectStatus[]): void {
     const current = new Map<string, Record<string, unknown>>();
     for (const x of objects) {
       const md = x.metadata as { namespace?: string; name?: string };
@@ -333,7 +356,7 @@ export class KubernetesProvider {
     }
     // routes that had our parent entries and have none now (their Gateway is gone or no
     // longer ours): our entries are removed, other controllers' stay
-    const have = new Set(res.statuses.map((st) => `${st.kind}/${st.namespace ?? ''}/${st.name}`));
+    const have = new Set(statuses.map((st) => `${st.kind}/${st.namespace ?? ''}/${st.name}`));
     const extra: ObjectStatus[] = [];
     for (const [k, x] of current) {
       if ((x.kind !== 'HTTPRoute' && x.kind !== 'GRPCRoute') || have.has(k)) continue;
@@ -349,6 +372,6 @@ export class KubernetesProvider {
         status: { parents: parents.filter((p) => p?.controllerName !== this.o.controllerName) },
       });
     }
-    this.status.enqueue([...res.statuses, ...extra], current);
+    this.status.enqueue([...statuses, ...extra], current);
   }
 }
