@@ -18,8 +18,8 @@
  *                             [--change swap|route]
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +30,7 @@ import { protoRegistry } from '../src/xds/proto.js';
 import { targetOf } from './ads-client.js';
 import type { Mode, Target } from './ads-client.js';
 import { waitMsg } from './ipc.js';
+import { pct, procUsage as usage, waitPort } from './proc.js';
 import type { ToClients } from './ipc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -113,43 +114,6 @@ function freePort(): Promise<number> {
       s.close(() => res(p));
     });
   });
-}
-
-async function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = createConnection({ host: '127.0.0.1', port }, () => {
-        c.destroy();
-        r(true);
-      });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`signalbox did not listen on ${port} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const CLK_TCK = 100; // Linux USER_HZ
-interface ProcUsage {
-  cpuS: number;
-  rssMiB: number;
-  hwmMiB: number;
-}
-function usage(pid: number): ProcUsage {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields after "(comm)": state is f[0], utime is field 14 → f[11], stime f[12]
-  const cpuS = (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
-  return { cpuS, rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 export interface TrialResult {

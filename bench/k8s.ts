@@ -25,8 +25,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,6 +50,7 @@ import { freePort, sleep } from '../e2e/harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass } from '../e2e/harness/gateway-objects.js';
 import { AdsStream, makeClients } from './ads-client.js';
 import type { Mode } from './ads-client.js';
+import { pct, procUsage, waitPort } from './proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
@@ -111,40 +111,11 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 // ---------------------------------------------------------------- helpers
 
-const CLK_TCK = 100; // Linux USER_HZ
-function cpuS(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
-}
-function memMiB(pid: number, key: 'VmRSS' | 'VmHWM'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) / 1024;
-}
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
+const cpuS = (pid: number) => procUsage(pid).cpuS;
+const memMiB = (pid: number, key: 'VmRSS' | 'VmHWM') =>
+  key === 'VmRSS' ? procUsage(pid).rssMiB : procUsage(pid).hwmMiB;
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '-');
 const s1 = (n: number) => (n / 1000).toFixed(1);
-
-async function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = createConnection({ host: '127.0.0.1', port }, () => {
-        c.destroy();
-        r(true);
-      });
-      c.on('error', () => r(false));
-    });
-    if (ok) return;
-    if (sbExited) throw new Error('signalbox exited before listening');
-    if (Date.now() > end) throw new Error(`signalbox did not listen on ${port} within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
 
 async function until(what: string, fn: () => boolean, timeoutMs: number, everyMs = 50): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -485,8 +456,8 @@ async function main(): Promise<void> {
   const child = sb;
   child.once('exit', () => (sbExited = true));
   const log = followLog(child);
-  await waitPort(xdsPort, 30_000);
-  await waitPort(debugPort, 5_000);
+  await waitPort(xdsPort, 30_000, () => sbExited);
+  await waitPort(debugPort, 5_000, () => sbExited);
   const pid = child.pid as number;
   const debug = async (): Promise<KubeDebug> =>
     (await (await fetch(`http://127.0.0.1:${debugPort}/debug/kubernetes`)).json()) as KubeDebug;
