@@ -138,6 +138,16 @@ class GoneWatch extends Watch {
   }
 }
 
+/**
+ * An object as reach.ts judges it: kind, metadata, spec and status as they are. No copy:
+ * objects that are not ours (a busy cluster's EndpointSlices and Secrets) are never
+ * normalised; what is ours is, once per object, when translated.
+ */
+function view(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
+  const x = o as KubernetesObject & { spec?: unknown; status?: unknown };
+  return { kind: spec.kind, metadata: x.metadata, spec: x.spec, status: x.status };
+}
+
 /** Typed list items carry Date objects and no kind/apiVersion: normalise to API JSON. */
 function normalise(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
   const j = JSON.parse(JSON.stringify(o)) as Record<string, unknown>;
@@ -265,7 +275,6 @@ export class KubernetesProvider {
   }
 
   private onEvent(spec: KindSpec, o: KubernetesObject, what: 'add' | 'update' | 'delete'): void {
-    const n = this.normalised(spec, o);
     const key = `${spec.kind}/${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
     if (what === 'delete') this.status.forget(key);
     else if (
@@ -279,7 +288,7 @@ export class KubernetesProvider {
       this.events.ownWrites++;
       return;
     }
-    const relevant = relevantEvent(n, this.reach, this.o.controllerName);
+    const relevant = relevantEvent(view(spec, o), this.reach, this.o.controllerName);
     this.o.metrics?.k8sEvents.inc({ kind: spec.kind, relevant: String(relevant) });
     if (relevant) {
       this.events.relevant++;
@@ -308,7 +317,7 @@ export class KubernetesProvider {
   private *reachInputs(): Generator<Record<string, unknown>> {
     for (const { spec, inf } of this.informers) {
       if (spec.kind !== 'GatewayClass' && spec.kind !== 'Gateway' && !spec.kind.endsWith('Route')) continue;
-      for (const o of inf.list()) yield this.normalised(spec, o);
+      for (const o of inf.list()) yield view(spec, o);
     }
   }
 
@@ -317,10 +326,7 @@ export class KubernetesProvider {
     this.reach = computeReach(this.reachInputs(), this.o.controllerName);
     const out: Record<string, unknown>[] = [];
     for (const { spec, inf } of this.informers) {
-      for (const o of inf.list()) {
-        const n = this.normalised(spec, o);
-        if (inReach(n, this.reach)) out.push(n);
-      }
+      for (const o of inf.list()) if (inReach(view(spec, o), this.reach)) out.push(this.normalised(spec, o));
     }
     return out;
   }
