@@ -6,18 +6,17 @@
  * the next edit. The takeover time is printed (lease duration 3 s here) and must be within
  * the lease duration (plus one API round trip).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass } from '../harness/gateway-objects.js';
+import { SignalboxProcess } from '../harness/signalbox.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const KUBECTL = resolve('.tools/bin/kubectl');
-const CLI = resolve('dist/src/cli.js');
 
 interface Info {
   statusWrites: number;
@@ -25,10 +24,9 @@ interface Info {
 }
 interface Replica {
   id: string;
-  proc: ChildProcess;
+  sb: SignalboxProcess;
   xdsPort: number;
   debugPort: number;
-  logs: string;
 }
 
 describe('two replicas, one leader', () => {
@@ -71,17 +69,12 @@ describe('two replicas, one leader', () => {
   async function startReplica(id: string): Promise<Replica> {
     const xdsPort = await freePort();
     const debugPort = await freePort();
-    const proc = spawn(
-      process.execPath,
+    const sb = await SignalboxProcess.start(
       [
-        CLI,
-        'serve',
         '--kubeconfig',
         kubeconfig,
         '--xds-address',
         `127.0.0.1:${xdsPort}`,
-        '--debug-address',
-        `127.0.0.1:${debugPort}`,
         '--listener-address',
         '127.0.0.1',
         '--lease-duration',
@@ -91,17 +84,12 @@ describe('two replicas, one leader', () => {
         '--log-level',
         'warn',
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      debugPort,
     );
-    const r: Replica = { id, proc, xdsPort, debugPort, logs: '' };
-    proc.stdout?.on('data', (b: Buffer) => (r.logs += b.toString()));
-    proc.stderr?.on('data', (b: Buffer) => (r.logs += b.toString()));
-    await waitFor(`replica ${id} up`, async () => (await fetch(`http://127.0.0.1:${debugPort}/readyz`)).ok);
-    return r;
+    return { id, sb, xdsPort, debugPort };
   }
 
   beforeAll(async () => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'make build' first`);
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-leader-'));
     execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
     kubeconfig = join(dir, 'kubeconfig');
@@ -122,7 +110,7 @@ describe('two replicas, one leader', () => {
 
   afterAll(async () => {
     await envoy?.stop();
-    for (const r of replicas) if (r.proc.exitCode === null) r.proc.kill('SIGKILL');
+    for (const r of replicas) await r.sb.kill();
     if (dir) {
       execFileSync('e2e/k8s/stop.sh', [dir], { stdio: 'ignore' });
       rmSync(dir, { recursive: true, force: true });
@@ -161,7 +149,7 @@ describe('two replicas, one leader', () => {
 
   test('SIGKILL the leader: the other takes the Lease over and writes status', async () => {
     const t0 = Date.now();
-    leader.proc.kill('SIGKILL');
+    void leader.sb.kill();
     await waitFor('takeover', async () => (await info(follower)).leader.leading, 30_000, 50);
     const takeover = Date.now() - t0;
     console.log(`leader takeover after SIGKILL: ${takeover} ms (lease duration 3000 ms)`);
