@@ -83,6 +83,8 @@ const EMPTY = new Snapshot([]);
 export abstract class Session extends EventEmitter<{ changed: [] }> {
   abstract readonly mode: Mode;
   node?: NodeKey;
+  /** mTLS: the node groups this client's certificate allows (set by ads.ts); unset: any */
+  allowedGroups?: ReadonlySet<string>;
   streamId = 0;
   closed = false;
   log: Logger;
@@ -163,6 +165,15 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
           3,
           'no_node',
           'node.cluster must name the node group: <namespace>/<gateway-name> of the Gateway this Envoy serves',
+        );
+        return undefined;
+      }
+      if (this.allowedGroups && !this.allowedGroups.has(node.cluster)) {
+        const allowed = [...this.allowedGroups].join(', ') || 'none';
+        this.fail(
+          7 /* PERMISSION_DENIED */,
+          'unauthorized',
+          `node.cluster "${node.cluster}" is not a Gateway this client certificate may be served (it allows: ${allowed})`,
         );
         return undefined;
       }
