@@ -4,16 +4,20 @@ FROM node:20-bookworm AS build
 # Go fetches the pinned Gateway API module (CRDs → types and schemas) through the module proxy
 COPY --from=golang:1.26-bookworm /usr/local/go /usr/local/go
 ENV PATH=/usr/local/go/bin:$PATH
+# libre2-dev + node-gyp's toolchain: native/re2size (RE2 program size, as Envoy checks it)
+RUN apt-get update && apt-get install -y --no-install-recommends libre2-dev python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY . .
-RUN node scripts/protos.mjs && node scripts/gatewayapi-types.mjs && npx tsc -p tsconfig.json && npm prune --omit=dev
+RUN scripts/build-native.sh && node scripts/protos.mjs && node scripts/gatewayapi-types.mjs && npx tsc -p tsconfig.json && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libre2-9 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/native/re2size/build/Release/re2size.node ./native/re2size/build/Release/
 COPY --from=build /src/protos ./protos
 COPY --from=build /src/package.json ./
 USER node

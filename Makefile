@@ -16,6 +16,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: node_modules/.package-lock.json
 
 protos: deps
+	scripts/build-native.sh
 	node scripts/protos.mjs
 	node scripts/gatewayapi-types.mjs
 

@@ -289,7 +289,10 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
               {
                 type: 'RequestHeaderModifier',
                 requestHeaderModifier: {
-                  set: [{ name: 'x-set', value: 'set' }],
+                  set: [
+                    { name: 'x-set', value: 'set' },
+                    { name: 'x-percent', value: '100% %DOWNSTREAM_REMOTE_ADDRESS%' },
+                  ],
                   add: [{ name: 'x-add', value: 'added' }],
                   remove: ['x-remove'],
                 },
@@ -513,6 +516,7 @@ describe('traffic through Envoy, configured from Gateway API objects', () => {
     expect(r.json?.backend).toBe('b');
     const h = r.json?.headers ?? {};
     expect(h['x-set']).toBe('set');
+    expect(h['x-percent']).toBe('100% %DOWNSTREAM_REMOTE_ADDRESS%'); // literal, not an Envoy formatter
     expect(String(h['x-add']).split(/,\s*/)).toEqual(['first', 'added']);
     expect(h['x-remove']).toBeUndefined();
     expect(h['x-per-backend']).toBe('b');

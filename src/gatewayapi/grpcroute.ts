@@ -55,6 +55,14 @@ function compileGRPCMatch(m: GRPCRouteMatch, what: string): IRMatch {
     } else {
       throw new RuleError(`${what}.method: type ${show(type)} is not supported`);
     }
+    // the path regex Envoy gets (service and method together) must pass its program size check
+    if (path.type === 'RegularExpression') {
+      const e = re2Error(path.value);
+      if (e)
+        throw new RuleError(
+          `${what}.method: path regular expression ${JSON.stringify(path.value.slice(0, 80))}: ${e}`,
+        );
+    }
   }
   const seen = new Set<string>();
   const headers = asList<NonNullable<GRPCRouteMatch['headers']>[number]>(m.headers, `${what}.headers`)

@@ -19,7 +19,7 @@ import type {
 } from './ir.js';
 import { hostnameError } from './hostname.js';
 import type { ObjectSet } from './objects.js';
-import { re2Error } from './re2.js';
+import { prefixStripRegex, re2Error, re2Escape } from './re2.js';
 import {
   RuleError,
   checkHeaderName,
@@ -295,15 +295,12 @@ function compileCors(c: HTTPRouteFilter['cors'], what: string): IRCors {
     if (typeof o !== 'string' || o.length > 253 || /\s/.test(o))
       throw new RuleError(`${what}.allowOrigins: ${JSON.stringify(o)} is not an origin`);
     if (o === '*') origins.push({ type: 'Any', value: '*' });
-    else if (o.includes('*'))
-      origins.push({
-        type: 'RegularExpression',
-        value: o
-          .split('*')
-          .map((s) => s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&'))
-          .join('[^/]*'),
-      });
-    else origins.push({ type: 'Exact', value: o });
+    else if (o.includes('*')) {
+      const value = o.split('*').map(re2Escape).join('[^/]*');
+      const e = re2Error(value);
+      if (e) throw new RuleError(`${what}.allowOrigins: ${JSON.stringify(o)}: ${e}`);
+      origins.push({ type: 'RegularExpression', value });
+    } else origins.push({ type: 'Exact', value: o });
   }
   const list = (l: unknown, name: string) => {
     if (l === undefined) return [];
@@ -463,6 +460,18 @@ export function compileHTTPRule(
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(backendTimeoutSeconds !== undefined ? { backendTimeoutSeconds } : {}),
     }));
+    // ReplacePrefixMatch to "/" is a regex rewrite of the matched prefix: Envoy checks its size too
+    for (const r of routes) {
+      for (const p of [r.rewrite?.path, r.action.type === 'redirect' ? r.action.redirect.path : undefined]) {
+        if (p?.type !== 'ReplacePrefixMatch' || p.value.replace(/\/+$/, '') !== '' || p.prefix === '/')
+          continue;
+        const e = re2Error(prefixStripRegex(p.prefix));
+        if (e)
+          throw new RuleError(
+            `${what}: ReplacePrefixMatch of the prefix ${JSON.stringify(p.prefix.slice(0, 80))}: ${e}`,
+          );
+      }
+    }
     return { index, routes, clusters, refProblems };
   } catch (err) {
     // anything else is a malformed value we did not foresee: the rule is dropped all the same

@@ -1,34 +1,80 @@
 /**
- * Regular expressions in Gateway API are RE2, as Envoy's safe_regex is: validate them with
- * an RE2 implementation (re2-wasm, Google's RE2 compiled to WebAssembly), never JS RegExp.
+ * Regular expressions in Gateway API are RE2, as Envoy's safe_regex is. They are judged by
+ * RE2 itself, as Envoy judges them: the native/re2size addon (Debian's libre2 behind a small
+ * Node-API binding, built by scripts/build-native.sh) compiles a pattern with the options
+ * Envoy uses and reports RE2's error or its ProgramSize(). Envoy refuses a regex whose
+ * program size exceeds the runtime key re2.max_program_size.error_level (default 100), and
+ * with it the whole RouteConfiguration, so such a pattern is refused here, on its rule.
+ * Matching (re2FullMatch) uses re2-wasm, Google's RE2 compiled to WebAssembly.
  */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
+const require = createRequire(import.meta.url);
 type RE2Ctor = new (pattern: string, flags: string) => { test(s: string): boolean };
-const { RE2 } = createRequire(import.meta.url)('re2-wasm') as { RE2: RE2Ctor };
+const { RE2 } = require('re2-wasm') as { RE2: RE2Ctor };
 
-/** Envoy's default program size limit is generous; we cap the pattern length instead. */
+interface Re2Size {
+  /** RE2's ProgramSize() of `pattern`; throws with RE2's error text when it does not compile. */
+  programSize(pattern: string): number;
+}
+
+function loadRe2Size(): Re2Size {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const rel = 'native/re2size/build/Release/re2size.node';
+  // src/gatewayapi/re2.ts and dist/src/gatewayapi/re2.js
+  const candidates = [resolve(here, '../..', rel), resolve(here, '../../..', rel)];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file)
+    throw new Error(
+      `signalbox: the re2size addon is not built (looked for ${candidates.join(', ')}); ` +
+        'run scripts/build-native.sh (or make protos): it needs libre2-dev',
+    );
+  try {
+    return require(file) as Re2Size;
+  } catch (err) {
+    throw new Error(
+      `signalbox: cannot load the re2size addon ${file} (is libre2 installed?): ${(err as Error).message}`,
+    );
+  }
+}
+
+const re2size = loadRe2Size();
+
+/** Envoy's default for the runtime key re2.max_program_size.error_level. */
+export const MAX_PROGRAM_SIZE = 100;
+/** A sanity cap before compiling at all. */
 export const MAX_REGEX_LENGTH = 1024;
 
-const cache = new Map<string, string | null>();
+const cache = new Map<string, string | number>();
 
-/** undefined when `pattern` is a valid RE2 expression, else the reason. */
-export function re2Error(pattern: string): string | undefined {
-  if (pattern === '') return 'empty regular expression';
-  if (pattern.length > MAX_REGEX_LENGTH)
-    return `regular expression longer than ${MAX_REGEX_LENGTH} characters`;
+/** RE2's program size of `pattern`, or RE2's error text when it is not a valid expression. */
+export function re2ProgramSize(pattern: string): number | string {
   let r = cache.get(pattern);
   if (r === undefined) {
     try {
-      new RE2(pattern, 'u');
-      r = null;
+      r = re2size.programSize(pattern);
     } catch (err) {
-      r = (err as Error).message.replace(/^Invalid regular expression: \/.*\/u: /s, '');
+      r = (err as Error).message;
     }
     if (cache.size > 10_000) cache.clear();
     cache.set(pattern, r);
   }
-  return r ?? undefined;
+  return r;
+}
+
+/** undefined when Envoy would accept `pattern` as a safe_regex, else the reason. */
+export function re2Error(pattern: string): string | undefined {
+  if (pattern === '') return 'empty regular expression';
+  if (pattern.length > MAX_REGEX_LENGTH)
+    return `regular expression longer than ${MAX_REGEX_LENGTH} characters`;
+  const r = re2ProgramSize(pattern);
+  if (typeof r === 'string') return r;
+  if (r > MAX_PROGRAM_SIZE)
+    return `regular expression too complex for Envoy: RE2 program size ${r} exceeds the limit of ${MAX_PROGRAM_SIZE} (re2.max_program_size.error_level)`;
+  return undefined;
 }
 
 /** Test a string against an RE2 expression (full match, as Envoy's safe_regex does). */
@@ -39,4 +85,9 @@ export function re2FullMatch(pattern: string, s: string): boolean {
 /** Escape a literal for use inside an RE2 expression. */
 export function re2Escape(s: string): string {
   return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+}
+
+/** The regex_rewrite pattern that removes a matched path prefix and the slashes after it. */
+export function prefixStripRegex(prefix: string): string {
+  return `^${re2Escape(prefix)}/*`;
 }

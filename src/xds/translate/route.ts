@@ -9,6 +9,7 @@ import type {
   IRStringMatch,
   IRVirtualHost,
 } from '../../gatewayapi/ir.js';
+import { prefixStripRegex } from '../../gatewayapi/re2.js';
 import type { JsonObject } from '../proto.js';
 
 /** The weighted-cluster name that stands for invalid backendRefs: absent, so Envoy answers 500. */
@@ -32,15 +33,23 @@ function stringMatch(m: IRStringMatch): JsonObject {
   return m.type === 'Exact' ? { exact: m.value } : { safe_regex: { regex: m.value } };
 }
 
+/**
+ * Envoy reads a headers_to_add value as a format string (`%DOWNSTREAM_REMOTE_ADDRESS%` is
+ * expanded, a lone `%` is refused); Gateway API values are literal, so `%` becomes `%%`.
+ */
+function literalHeaderValue(v: string): string {
+  return v.replaceAll('%', '%%');
+}
+
 function headersToAdd(ops: IRHeaderOps | undefined): JsonObject[] {
   if (!ops) return [];
   return [
     ...ops.set.map((h) => ({
-      header: { key: h.name, value: h.value },
+      header: { key: h.name, value: literalHeaderValue(h.value) },
       append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
     })),
     ...ops.add.map((h) => ({
-      header: { key: h.name, value: h.value },
+      header: { key: h.name, value: literalHeaderValue(h.value) },
       append_action: 'APPEND_IF_EXISTS_OR_ADD',
     })),
   ];
@@ -52,10 +61,6 @@ function headerFields(prefix: 'request' | 'response', ops: IRHeaderOps | undefin
   if (add.length) out[`${prefix}_headers_to_add`] = add;
   if (ops?.remove.length) out[`${prefix}_headers_to_remove`] = ops.remove;
   return out;
-}
-
-function escapeRe2(s: string): string {
-  return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
 }
 
 /**
@@ -71,7 +76,7 @@ function pathRewrite(p: NonNullable<IRRewrite['path']>, redirect: boolean): Json
   const prefix = p.prefix === '/' ? '' : p.prefix;
   const repl = p.value.replace(/\/+$/, '');
   if (repl === '')
-    return { regex_rewrite: { pattern: { regex: `^${escapeRe2(prefix)}/*` }, substitution: '/' } };
+    return { regex_rewrite: { pattern: { regex: prefixStripRegex(prefix) }, substitution: '/' } };
   if (prefix === '') return { regex_rewrite: { pattern: { regex: '^/' }, substitution: `${repl}/` } };
   return { prefix_rewrite: repl };
 }
