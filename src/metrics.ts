@@ -51,6 +51,18 @@ export class Metrics {
     help: 'Snapshots set in the cache',
     registers: [this.registry],
   });
+  readonly duplicateNodeIds = new Counter({
+    name: 'signalbox_xds_duplicate_node_ids_total',
+    help: 'ADS streams opened with the node.id of another stream still connected (each is served as its own Envoy)',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+  readonly rounds = new Counter({
+    name: 'signalbox_xds_rounds_total',
+    help: 'Make-before-break rounds by outcome (applied, stopped, superseded, closed) and, when stopped, reason (nack, timeout)',
+    labelNames: ['outcome', 'reason'] as const,
+    registers: [this.registry],
+  });
   readonly k8sEvents = new Counter({
     name: 'signalbox_kubernetes_events_total',
     help: 'Informer events, by kind and whether they concern our Gateways (only those translate)',
@@ -73,6 +85,24 @@ export class Metrics {
     name: 'signalbox_kubernetes_translation_delay_seconds',
     help: 'From the first event of a burst to the translation that covers it',
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly translationFailures = new Counter({
+    name: 'signalbox_translation_failures_total',
+    help: 'Gateways whose Envoy configuration could not be built (their last good snapshot stays served), by Gateway (namespace/name; "*": the whole translation failed)',
+    labelNames: ['gateway'] as const,
+    registers: [this.registry],
+  });
+  readonly k8sListFailures = new Counter({
+    name: 'signalbox_kubernetes_list_failures_total',
+    help: 'Failed informer lists (the informer retries with backoff; nothing is translated before every kind has listed once), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly k8sSynced = new Gauge({
+    name: 'signalbox_kubernetes_informer_synced',
+    help: '1 once the informer of this kind has listed successfully (readiness waits for all)',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
 

@@ -84,7 +84,7 @@ test('nacked: reports the NACK with the error text; timeout and disconnect are r
     response_nonce: r.nonce,
     error_detail: { code: 3, message: 'cluster a: nope' },
   });
-  expect(await wait).toEqual({
+  expect(await wait).toMatchObject({
     node: 'e1',
     outcome: 'nacked',
     version: r.version_info,

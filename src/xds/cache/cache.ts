@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { Ledger } from './ledger.js';
+import type { AckEvent, NackEvent, StreamLedger } from './ledger.js';
 import type { Snapshot } from './snapshot.js';
 import type { Metrics } from '../../metrics.js';
 
@@ -16,11 +17,12 @@ export interface NodeKey {
   cluster: string;
 }
 
-export type AckOutcome =
-  | { node: string; outcome: 'acked'; version: string }
-  | { node: string; outcome: 'nacked'; version: string; error: string }
-  | { node: string; outcome: 'timeout' }
-  | { node: string; outcome: 'disconnected' };
+export type AckOutcome = { node: string; stream?: number } & (
+  | { outcome: 'acked'; version: string }
+  | { outcome: 'nacked'; version: string; error: string }
+  | { outcome: 'timeout' }
+  | { outcome: 'disconnected' }
+);
 
 export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
   readonly ledger = new Ledger();
@@ -68,33 +70,52 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
     return this.snapshots.get(group);
   }
 
-  /** Connected node ids of a group. */
+  /** Connected node ids of a group (a node id with several streams once). */
   nodesOf(group: string): string[] {
-    return this.ledger
-      .all()
-      .filter((n) => n.connected && n.group === group)
-      .map((n) => n.id);
+    return [...new Set(this.streamsOf(group).map((n) => n.id))];
+  }
+
+  /** Connected streams of a group: each is one Envoy, even when two share a node id. */
+  streamsOf(group: string): StreamLedger[] {
+    return this.ledger.all().filter((n) => n.connected && n.group === group);
   }
 
   /**
    * Resolve when `node` has ACKed resource `name` of `typeUrl` at content hash `hash`
-   * (already, or later), or its response containing it was NACKed.
+   * (already, or later), or its response containing it was NACKed. Only what the node's
+   * streams open now ACK counts (a reconnect inherits nothing); with several streams of the
+   * same node id (a duplicate), every one of them must ACK.
    */
-  waitForAck(
+  async waitForAck(
     node: string,
     typeUrl: string,
     name: string,
     hash: string,
     timeoutMs = 30_000,
   ): Promise<AckOutcome> {
+    const streams = this.ledger.streamsOf(node, true);
+    if (streams.length === 0) return { node, outcome: 'disconnected' };
+    const outs = await Promise.all(
+      streams.map((s) => this.waitForStreamAck(s.streamId, typeUrl, name, hash, timeoutMs)),
+    );
+    return outs.find((o) => o.outcome !== 'acked') ?? outs[outs.length - 1];
+  }
+
+  /** waitForAck for one stream. */
+  waitForStreamAck(
+    stream: number,
+    typeUrl: string,
+    name: string,
+    hash: string,
+    timeoutMs = 30_000,
+  ): Promise<AckOutcome> {
     const ledger = this.ledger;
-    const cur = ledger.get(node)?.types.get(typeUrl)?.resources.get(name);
-    if (cur?.acked === hash) {
-      return Promise.resolve({
-        node,
-        outcome: 'acked',
-        version: ledger.get(node)?.types.get(typeUrl)?.acked?.version ?? '',
-      });
+    const s = ledger.stream(stream);
+    const node = s?.id ?? '';
+    if (!s?.connected) return Promise.resolve({ node, stream, outcome: 'disconnected' });
+    const tl = s.types.get(typeUrl);
+    if (tl?.resources.get(name)?.acked === hash) {
+      return Promise.resolve({ node, stream, outcome: 'acked', version: tl.acked?.version ?? '' });
     }
     return new Promise((resolve) => {
       const done = (o: AckOutcome) => {
@@ -104,46 +125,27 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
         ledger.off('disconnect', onDisc);
         resolve(o);
       };
-      const onAck = (ev: {
-        node: string;
-        typeUrl: string;
-        version: string;
-        resources: { name: string; hash: string }[];
-      }) => {
-        if (
-          ev.node === node &&
-          ev.typeUrl === typeUrl &&
-          ev.resources.some((r) => r.name === name && r.hash === hash)
-        ) {
-          done({ node, outcome: 'acked', version: ev.version });
-        }
+      const concerns = (ev: AckEvent) =>
+        ev.stream === stream &&
+        ev.typeUrl === typeUrl &&
+        ev.resources.some((r) => r.name === name && r.hash === hash);
+      const onAck = (ev: AckEvent) => {
+        if (concerns(ev)) done({ node, stream, outcome: 'acked', version: ev.version });
       };
-      const onNack = (ev: {
-        node: string;
-        typeUrl: string;
-        version: string;
-        error: string;
-        resources: { name: string; hash: string }[];
-      }) => {
-        if (
-          ev.node === node &&
-          ev.typeUrl === typeUrl &&
-          ev.resources.some((r) => r.name === name && r.hash === hash)
-        ) {
-          done({ node, outcome: 'nacked', version: ev.version, error: ev.error });
-        }
+      const onNack = (ev: NackEvent) => {
+        if (concerns(ev)) done({ node, stream, outcome: 'nacked', version: ev.version, error: ev.error });
       };
-      const onDisc = (n: { id: string }) => {
-        if (n.id === node) done({ node, outcome: 'disconnected' });
+      const onDisc = (n: StreamLedger) => {
+        if (n.streamId === stream) done({ node, stream, outcome: 'disconnected' });
       };
-      const timer = setTimeout(() => done({ node, outcome: 'timeout' }), timeoutMs);
+      const timer = setTimeout(() => done({ node, stream, outcome: 'timeout' }), timeoutMs);
       ledger.on('ack', onAck);
       ledger.on('nack', onNack);
       ledger.on('disconnect', onDisc);
     });
   }
 
-  /** waitForAck on every node of a group connected now; the group is ready when all ACK. */
+  /** waitForAck on every stream of a group connected now; the group is ready when all ACK. */
   async waitForGroupAck(
     group: string,
     typeUrl: string,
@@ -151,6 +153,8 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
     hash: string,
     timeoutMs = 30_000,
   ): Promise<AckOutcome[]> {
-    return Promise.all(this.nodesOf(group).map((n) => this.waitForAck(n, typeUrl, name, hash, timeoutMs)));
+    return Promise.all(
+      this.streamsOf(group).map((s) => this.waitForStreamAck(s.streamId, typeUrl, name, hash, timeoutMs)),
+    );
   }
 }

@@ -99,9 +99,9 @@ export class DeltaSession extends Session {
     for (const n of sub) if (n !== '*') t.names.add(n);
     for (const n of unsub) {
       t.names.delete(n);
-      t.acked.delete(n); // the client forgets it
       missing.delete(n);
     }
+    this.forget(t, unsub); // the client forgets them
     if (sub.length > 0 || unsub.length > 0) this.mark(t, [...sub, ...unsub]);
     // xds-rules 2: a stale nonce's ACK/NACK is ignored, its subscription changes are applied
     if (nonce !== '') {
@@ -129,12 +129,44 @@ export class DeltaSession extends Session {
   }
 
   /**
+   * After a NACK of several resources: resend them in halves, one part at a time, until
+   * each part is ACKed or down to the single resources the client rejects (held at their
+   * hash). Parts whose resources changed, went away or are in sync meanwhile shrink or go.
+   * True when a part was sent.
+   */
+  private bisectSend(t: TypeState): boolean {
+    while (t.bisect.length > 0) {
+      const part = t.bisect[0].filter((n) => {
+        const r = t.view.get(n);
+        return (
+          r !== undefined && this.wants(t, n) && t.acked.get(n) !== r.hash && t.heldRes.get(n) !== r.hash
+        );
+      });
+      if (part.length === 0) {
+        t.bisect.shift();
+        continue;
+      }
+      const res = part.map((n) => t.view.get(n) as Resource);
+      const version = t.acked.versionAfter(
+        [],
+        res.map((r) => ({ name: r.name, hash: r.hash })),
+      );
+      const contentKey = hashBytes(res.map((r) => `${r.name}\0${r.hash}`).join('\n'), '\u0001');
+      t.bisect[0] = part;
+      this.send(t, res, [], version, contentKey, false, true);
+      return true;
+    }
+    return false;
+  }
+
+  /**
    * Send what the client lacks. Only names marked dirty are looked at (every change of view,
    * subscription or ACKed state marks its names): all other names are known to be in sync,
    * so a one-route change costs O(changed), not O(all resources).
    */
   trySend(t: TypeState): void {
     if (this.closed || !this.node || !t.seen || t.pending) return;
+    if (this.bisectSend(t)) return;
     const missing = this.missingOf(t);
     let names: Iterable<string> = t.dirty;
     if (t.dirtyAll) {
@@ -150,6 +182,8 @@ export class DeltaSession extends Session {
     for (const name of names) {
       const r = t.view.get(name);
       if (r) {
+        // a resource the client rejected is not sent again at that content (xds-rules 5)
+        if (t.heldRes.get(name) === r.hash) continue;
         if (this.wants(t, name) && (t.acked.get(name) !== r.hash || t.force.has(name))) add.push(r);
       } else if (t.acked.has(name)) {
         removed.push(name);
@@ -175,7 +209,7 @@ export class DeltaSession extends Session {
         if (!t.answered && this.resumed.has(t.typeUrl)) {
           t.answered = true;
           this.opts.cache.ledger.recordAlreadyHas(
-            this.node.id,
+            this.streamId,
             t.typeUrl,
             t.acked.versionAfter([], []),
             [...t.acked].map(([name, hash]) => ({ name, hash })),

@@ -1,15 +1,23 @@
 /**
  * One ADS stream: its node, its subscriptions per type, what the client has, and the
  * make-before-break pipeline that moves the client from what it has to the node's
- * snapshot (xds-rules 13/14):
+ * snapshot (xds-rules 13/14). A round has three steps:
  *
- *   SDS+ → CDS+ → EDS+ (fresh CLA for new/changed clusters) → LDS → RDS → CDS− → EDS− → SDS−
+ *   1 add:    SDS+ CDS+ EDS+ (a fresh CLA for every new or changed cluster)
+ *   2 switch: LDS, RDS+
+ *   3 remove: RDS, CDS, EDS, SDS (the snapshot only)
  *
- * where "+" serves the union of what is served and what is wanted, and "−" the wanted set
- * only. Each step waits for the client's ACK (and, for EDS/RDS/SDS, for the client to
- * subscribe to the names its ACKed clusters/listeners reference) before the next one.
- * A NACK stops the pipeline; the type is held (never resent with the same content) until
- * the snapshot changes (xds-rules 5).
+ * where "+" serves what the client has ACKed together with the snapshot (never what it
+ * rejected: a resource Envoy NACKed is not carried into later pushes once the snapshot no
+ * longer has it), and "remove" the snapshot only. Each step waits for the client's ACKs
+ * (and, for EDS/RDS/SDS, for the client to subscribe to the names its ACKed clusters and
+ * listeners reference) before the next. A step the client does not finish within the step
+ * timeout is reported (a `stopped`/`timeout` round event, in the ledger) and goes on
+ * waiting: a late ACK resumes the round, and routes are never published before the
+ * clusters they name are ACKed (rule 14); only a newer snapshot replaces a stalled round. A
+ * NACK ends the round; the content is held (never resent: xds-rules 5) until the snapshot
+ * changes: per response content in state of the world, per resource in delta, where the
+ * resources of a NACKed response are resent in halves until the rejected ones are found.
  *
  * The protocol variants (state of the world, delta) differ only in how requests update the
  * state and how a response is computed: see sotw.ts and delta.ts.
@@ -18,7 +26,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import type { SnapshotCache, NodeKey } from '../cache/cache.js';
-import type { Mode } from '../cache/ledger.js';
+import { STEPS } from '../cache/ledger.js';
+import type { Mode, RoundEvent } from '../cache/ledger.js';
 import { Snapshot } from '../cache/snapshot.js';
 import { ALL_TYPES, SHORT, TypeUrl, isKnownType } from '../resource.js';
 import type { Resource } from '../resource.js';
@@ -27,7 +36,7 @@ export interface SessionOptions {
   cache: SnapshotCache;
   metrics: Metrics;
   log: Logger;
-  /** How long one pipeline step waits for ACKs / subscriptions before going on (ms). */
+  /** How long one pipeline step waits for ACKs / subscriptions before it is reported stalled (ms). */
   stepTimeoutMs: number;
   /** Requests per second above which a stream is closed as a flood. */
   maxRequestsPerSecond: number;
@@ -37,14 +46,16 @@ export interface SessionOptions {
 export interface Pending {
   nonce: string;
   version: string;
-  /** name -> hash of resources in the response */
-  resources: Map<string, string>;
+  /** name -> resource in the response */
+  resources: Map<string, Resource>;
   removed: string[];
   sentAt: number;
   /** identifies the content, for the no-resend-after-NACK hold */
   contentKey: string;
   /** state of the world: the response is the client's whole set for this type */
   full: boolean;
+  /** delta: a part of a NACKed response, resent alone to find the rejected resources */
+  bisect: boolean;
 }
 
 export interface TypeState {
@@ -59,6 +70,10 @@ export interface TypeState {
   view: ReadonlyMap<string, Resource>;
   /** what the client has ACKed: name -> hash */
   acked: AckedMap;
+  /** the resources behind `acked`, where this stream sent them (not those a resuming client brought) */
+  ackedRes: Map<string, Resource>;
+  /** the snapshot view of the last round the client applied whole (a shortcut for "+") */
+  appliedView?: ReadonlyMap<string, Resource>;
   /** bumped on every change of view, subscription or acked (keys the required-names cache) */
   gen: number;
   /** delta: names whose state may differ from what the client holds (all others are in sync) */
@@ -68,8 +83,14 @@ export interface TypeState {
   doneCache?: { key: string; value: boolean };
   pending?: Pending;
   lastNonce?: string;
-  /** contentKey of a NACKed response: not sent again (xds-rules 5) */
+  /** SotW: contentKey of a NACKed response: not sent again (xds-rules 5) */
   held?: string;
+  /** delta: name -> hash of a resource the client rejected: not sent again at that hash */
+  heldRes: Map<string, string>;
+  /** delta: groups of names of NACKed responses still to resend alone (bisection) */
+  bisect: string[][];
+  /** Envoy's text of the last NACK of this type */
+  lastError?: string;
   /** names to send again even though the client has them at the same hash */
   force: Set<string>;
   /** SotW: version of the last response sent */
@@ -79,19 +100,27 @@ export interface TypeState {
 export class StreamClosed extends Error {}
 
 const EMPTY = new Snapshot([]);
+/** Nonces are unique across the streams of this process and across its restarts. */
+const BOOT = Date.now().toString(36);
+
+type StepResult = 'ok' | 'nack' | 'closed' | 'superseded';
 
 export abstract class Session extends EventEmitter<{ changed: [] }> {
   abstract readonly mode: Mode;
   node?: NodeKey;
-  /** mTLS: the node groups this client's certificate allows (set by ads.ts); unset: any */
-  allowedGroups?: ReadonlySet<string>;
   streamId = 0;
   closed = false;
   log: Logger;
+  /**
+   * mTLS: the node groups (Gateways) this client's certificate allows; a first request
+   * claiming another one is refused. Undefined: no check (plaintext ADS).
+   */
+  allowedGroups?: ReadonlySet<string>;
   protected readonly types = new Map<TypeUrl, TypeState>();
   private nonceSeq = 0;
   private syncing = false;
   private dirty = false;
+  private roundSeq = 0;
   private reqWindowStart = Date.now();
   private reqCount = 0;
   private readonly onSnapshot = (key: string) => {
@@ -114,9 +143,12 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
         names: new Set(),
         view: new Map(),
         acked: new AckedMap(),
+        ackedRes: new Map(),
         gen: 0,
         dirty: new Set(),
         dirtyAll: true,
+        heldRes: new Map(),
+        bisect: [],
         force: new Set(),
       });
     }
@@ -134,7 +166,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
   abstract fail(code: number, reason: string, message: string): void;
 
   nextNonce(): string {
-    return String(++this.nonceSeq);
+    return `${BOOT}.${this.streamId}.${++this.nonceSeq}`;
   }
 
   /** Common request preamble: node identity (first request only), flood check, type check. */
@@ -173,7 +205,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
         this.fail(
           7 /* PERMISSION_DENIED */,
           'unauthorized',
-          `node.cluster "${node.cluster}" is not a Gateway this client certificate may be served (it allows: ${allowed})`,
+          `node ${node.id} claims Gateway ${node.cluster}, but its client certificate allows only: ${allowed}`,
         );
         return undefined;
       }
@@ -189,9 +221,22 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
 
   private start(node: NodeKey): void {
     this.node = node;
-    this.log = this.opts.log.child({ node: node.id, group: node.cluster, mode: this.mode });
     this.streamId = this.opts.cache.ledger.connect(node.id, node.cluster, this.mode, this.peer);
+    this.log = this.opts.log.child({
+      node: node.id,
+      stream: this.streamId,
+      group: node.cluster,
+      mode: this.mode,
+    });
     this.opts.metrics.connectedNodes.inc({ mode: this.mode });
+    const dup = this.opts.cache.ledger.stream(this.streamId)?.duplicates ?? [];
+    if (dup.length > 0) {
+      this.opts.metrics.duplicateNodeIds.inc({ mode: this.mode });
+      this.log.warn(
+        { peer: this.peer, otherStreams: dup },
+        'duplicate node id: another stream with this node.id is connected; each is served and tracked as its own Envoy (give every Envoy a unique node.id)',
+      );
+    }
     const snap = this.opts.cache.snapshotFor(node);
     if (!snap) {
       this.opts.metrics.streamErrors.inc({ reason: 'unknown_group' });
@@ -211,7 +256,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     this.closed = true;
     this.opts.cache.off('snapshot', this.onSnapshot);
     if (this.node) {
-      this.opts.cache.ledger.disconnect(this.node.id, this.streamId);
+      this.opts.cache.ledger.disconnect(this.streamId);
       this.opts.metrics.connectedNodes.dec({ mode: this.mode });
       this.log.info({ reason }, 'stream closed');
     }
@@ -229,6 +274,14 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     else for (const n of names) t.dirty.add(n);
   }
 
+  /** The client no longer holds these names (it unsubscribed them). */
+  protected forget(t: TypeState, names: Iterable<string>): void {
+    for (const n of names) {
+      t.acked.delete(n);
+      t.ackedRes.delete(n);
+    }
+  }
+
   // ---------- sending ----------
 
   /** Record and write a response. */
@@ -239,6 +292,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     version: string,
     contentKey: string,
     full: boolean,
+    bisect = false,
   ): void {
     if (this.closed || !this.node) return;
     if (full) {
@@ -251,15 +305,16 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     t.pending = {
       nonce,
       version,
-      resources: new Map(resources.map((r) => [r.name, r.hash])),
+      resources: new Map(resources.map((r) => [r.name, r])),
       removed,
       sentAt: now,
       contentKey,
       full,
+      bisect,
     };
     t.lastNonce = nonce;
     t.answered = true;
-    this.opts.cache.ledger.recordSent(this.node.id, t.typeUrl, {
+    this.opts.cache.ledger.recordSent(this.streamId, t.typeUrl, {
       version,
       nonce,
       at: now,
@@ -268,7 +323,14 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     });
     this.opts.metrics.pushes.inc({ type: SHORT[t.typeUrl], mode: this.mode });
     this.log.debug(
-      { type: SHORT[t.typeUrl], version, nonce, resources: resources.length, removed: removed.length },
+      {
+        type: SHORT[t.typeUrl],
+        version,
+        nonce,
+        resources: resources.length,
+        removed: removed.length,
+        bisect,
+      },
       'push',
     );
     this.write(t, nonce, resources, removed, version);
@@ -279,13 +341,24 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     const p = t.pending;
     if (!p || !this.node) return;
     t.pending = undefined;
-    if (p.full) t.acked.clear();
-    for (const [name, hash] of p.resources) t.acked.set(name, hash);
-    for (const name of p.removed) t.acked.delete(name);
+    if (p.full) {
+      t.acked.clear();
+      t.ackedRes.clear();
+    }
+    for (const [name, r] of p.resources) {
+      t.acked.set(name, r.hash);
+      t.ackedRes.set(name, r);
+      t.heldRes.delete(name);
+    }
+    for (const name of p.removed) {
+      t.acked.delete(name);
+      t.ackedRes.delete(name);
+    }
+    if (p.bisect) t.bisect.shift();
     this.mark(t, p.full ? 'all' : [...p.resources.keys(), ...p.removed]);
     for (const name of p.resources.keys()) t.force.delete(name);
     t.held = undefined;
-    this.opts.cache.ledger.recordAck(this.node.id, t.typeUrl, p.nonce);
+    this.opts.cache.ledger.recordAck(this.streamId, t.typeUrl, p.nonce);
     this.opts.metrics.acks.inc({ type: SHORT[t.typeUrl] });
     this.opts.metrics.pushAckLatency.observe({ type: SHORT[t.typeUrl] }, (Date.now() - p.sentAt) / 1000);
   }
@@ -295,15 +368,44 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     const p = t.pending;
     if (!p || !this.node) return;
     t.pending = undefined;
-    t.held = p.contentKey;
+    t.lastError = error;
+    // what the response changed for the client: only those can have caused the NACK
+    const candidates = [...p.resources.values()]
+      .filter((r) => t.acked.get(r.name) !== r.hash)
+      .map((r) => r.name);
+    if (this.mode === 'sotw' || candidates.length === 0) {
+      // state of the world (or a delta response of removals only): hold the content
+      t.held = p.contentKey;
+    } else {
+      // delta: find the rejected resources by resending the response's changes in halves
+      if (p.bisect) t.bisect.shift();
+      if (candidates.length === 1) {
+        const r = p.resources.get(candidates[0]) as Resource;
+        t.heldRes.set(r.name, r.hash);
+      } else if (candidates.length > 1) {
+        const mid = Math.ceil(candidates.length / 2);
+        t.bisect.unshift(candidates.slice(0, mid), candidates.slice(mid));
+      }
+    }
     // still out of sync: looked at again when anything else changes
     this.mark(t, [...p.resources.keys(), ...p.removed]);
-    this.opts.cache.ledger.recordNack(this.node.id, t.typeUrl, p.nonce, error);
+    this.opts.cache.ledger.recordNack(this.streamId, t.typeUrl, p.nonce, error, candidates);
     this.opts.metrics.nacks.inc({ type: SHORT[t.typeUrl] });
     this.opts.metrics.pushAckLatency.observe({ type: SHORT[t.typeUrl] }, (Date.now() - p.sentAt) / 1000);
     this.log.warn(
-      { type: SHORT[t.typeUrl], version: p.version, nonce: p.nonce, error },
-      'NACK: holding this content',
+      {
+        type: SHORT[t.typeUrl],
+        version: p.version,
+        nonce: p.nonce,
+        error,
+        candidates: candidates.slice(0, 20),
+        held: this.mode === 'delta' ? [...t.heldRes.keys()].slice(0, 20) : undefined,
+      },
+      this.mode === 'sotw'
+        ? 'NACK: holding this content'
+        : candidates.length > 1
+          ? 'NACK: resending its resources in halves to find the rejected ones'
+          : 'NACK: holding this resource',
     );
   }
 
@@ -322,6 +424,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     if (this.closed) return;
     if (this.syncing) {
       this.dirty = true;
+      this.emit('changed'); // a stalled step gives way to the newer snapshot
       return;
     }
     this.syncing = true;
@@ -337,32 +440,56 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       this.dirty = false;
       if (!this.node || this.closed) return;
       const snap = this.opts.cache.snapshotFor(this.node) ?? EMPTY;
-      const ok = await this.round(snap);
-      if (!ok && !this.dirty) return; // NACK or closed: wait for the next snapshot
+      const r = await this.round(snap);
+      if (r !== 'ok' && r !== 'superseded' && !this.dirty) return; // NACK or closed: wait for the next snapshot
     } while (this.dirty && !this.closed);
   }
 
-  private async round(snap: Snapshot): Promise<boolean> {
+  /** "+" of type t: what the client has ACKed that the snapshot lacks, and the snapshot. */
+  private plus(tu: TypeUrl, desired: ReadonlyMap<string, Resource>): ReadonlyMap<string, Resource> {
+    const t = this.state(tu);
+    if (t.appliedView) return unionView(t.appliedView, desired);
+    let extra: Resource[] | undefined;
+    for (const [name, r] of t.ackedRes) if (!desired.has(name)) (extra ??= []).push(r);
+    if (!extra) return desired;
+    return byName([...desired.values(), ...extra]);
+  }
+
+  /** Endpoint names of the clusters of `desired` that the client does not have as they are there. */
+  private freshEds(desired: ReadonlyMap<string, Resource>): ReadonlySet<string> {
+    const c = this.state(TypeUrl.Cluster);
+    if (c.appliedView) return freshEndpoints(c.appliedView, desired);
+    const out = new Set<string>();
+    for (const r of desired.values())
+      if (c.acked.get(r.name) !== r.hash) for (const d of r.deps.endpoints) out.add(d);
+    return out;
+  }
+
+  private async round(snap: Snapshot): Promise<StepResult> {
     const S = TypeUrl.Secret;
     const C = TypeUrl.Cluster;
     const E = TypeUrl.Endpoint;
     const L = TypeUrl.Listener;
     const R = TypeUrl.Route;
-    const union = (t: TypeUrl) => unionView(this.state(t).view, snap.get(t));
-    // clusters that are new or changed need a fresh ClusterLoadAssignment (xds-rules 13)
-    const freshEds = freshEndpoints(this.state(C).view, snap.get(C));
+    const n = ++this.roundSeq;
+    const node = this.node as NodeKey;
     // Steps are groups of types moved together; each group waits for its ACKs before the
     // next. Secrets, clusters and endpoints go in one group because Envoy (SotW) ACKs a CDS
     // update only once its new clusters have warmed, which needs their EDS (and SDS).
+    const fresh = this.freshEds(snap.get(C));
+    const plus: Partial<Record<TypeUrl, ReadonlyMap<string, Resource>>> = {};
+    for (const t of [S, C, E, R]) plus[t] = this.plus(t, snap.get(t));
+    // until this round is applied whole, "+" is computed from what the client ACKed
+    for (const t of ALL_TYPES) this.state(t).appliedView = undefined;
     const steps: [TypeUrl, ReadonlyMap<string, Resource>, ReadonlySet<string>?][][] = [
       [
-        [S, union(S)],
-        [C, union(C)],
-        [E, union(E), freshEds],
+        [S, plus[S] as ReadonlyMap<string, Resource>],
+        [C, plus[C] as ReadonlyMap<string, Resource>],
+        [E, plus[E] as ReadonlyMap<string, Resource>, fresh],
       ],
       [
         [L, snap.get(L)],
-        [R, union(R)],
+        [R, plus[R] as ReadonlyMap<string, Resource>],
       ],
       [
         [R, snap.get(R)],
@@ -371,15 +498,44 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
         [S, snap.get(S)],
       ],
     ];
-    for (const group of steps) {
-      const r = await this.step(group);
+    const event = (outcome: RoundEvent['outcome'], k: number, extra: Partial<RoundEvent> = {}): void => {
+      const ev: RoundEvent = {
+        node: node.id,
+        stream: this.streamId,
+        group: node.cluster,
+        round: n,
+        outcome,
+        step: k + 1,
+        stepName: STEPS[k],
+        versions: snap.allVersions(),
+        at: Date.now(),
+        ...extra,
+      };
+      this.opts.metrics.rounds.inc({ outcome, reason: ev.reason ?? '' });
+      this.opts.cache.ledger.recordRound(ev);
+    };
+    for (const [k, group] of steps.entries()) {
+      this.opts.cache.ledger.recordStep(this.streamId, n, k + 1, STEPS[k]);
+      const r = await this.step(group, (waiting) => {
+        event('stopped', k, { reason: 'timeout', waiting });
+      });
       if (r !== 'ok') {
-        if (r !== 'closed')
-          this.log.warn({ types: group.map(([t]) => SHORT[t]), outcome: r }, 'pipeline stopped');
-        return false;
+        const types = group.map(([t]) => this.state(t));
+        if (r === 'nack') {
+          const error = types.map((t) => t.lastError).find((e) => e !== undefined);
+          event('stopped', k, { reason: 'nack', error, waiting: this.waitingOn(types) });
+          this.log.warn(
+            { round: n, step: STEPS[k], types: group.map(([t]) => SHORT[t]), error },
+            'round stopped by a NACK',
+          );
+        } else event(r, k);
+        return r;
       }
     }
-    return true;
+    for (const t of ALL_TYPES) this.state(t).appliedView = snap.get(t);
+    event('applied', 2);
+    this.log.debug({ round: n, versions: snap.allVersions() }, 'round applied');
+    return 'ok';
   }
 
   /** Names of type t the client must hold (at the view's hash) before the step is done. */
@@ -415,7 +571,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
   }
 
   private stepDone(t: TypeState): boolean {
-    if (t.pending || t.force.size > 0) return false;
+    if (t.pending || t.force.size > 0 || t.bisect.length > 0) return false;
     const req = this.required(t); // refreshes t.reqCache
     const key = t.reqCache?.key;
     if (t.doneCache && t.doneCache.key === key) return t.doneCache.value;
@@ -430,9 +586,42 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     return value;
   }
 
+  /** The step cannot finish because the client rejected some of what it needs. */
+  private rejected(t: TypeState): boolean {
+    if (t.pending) return false;
+    if (t.held !== undefined) return true;
+    if (t.bisect.length > 0 || t.heldRes.size === 0) return false;
+    for (const n of this.required(t)) if (t.heldRes.get(n) === t.view.get(n)?.hash) return true;
+    return false;
+  }
+
+  /** Per type of a step: the response in flight, and the names still missing or rejected. */
+  private waitingOn(ts: TypeState[]): NonNullable<RoundEvent['waiting']> {
+    return Object.fromEntries(
+      ts.map((t) => {
+        const missing = [...this.required(t)].filter((n) => t.acked.get(n) !== t.view.get(n)?.hash);
+        const nacked =
+          this.mode === 'delta'
+            ? missing.filter((n) => t.heldRes.get(n) === t.view.get(n)?.hash)
+            : t.held !== undefined
+              ? missing
+              : [];
+        return [
+          SHORT[t.typeUrl],
+          {
+            pending: t.pending?.nonce,
+            missing: missing.slice(0, 20),
+            ...(nacked.length > 0 ? { nacked: nacked.slice(0, 20) } : {}),
+          },
+        ];
+      }),
+    );
+  }
+
   private async step(
     group: [TypeUrl, ReadonlyMap<string, Resource>, ReadonlySet<string>?][],
-  ): Promise<'ok' | 'nack' | 'closed' | 'timeout'> {
+    onStall: (waiting: NonNullable<RoundEvent['waiting']>) => void,
+  ): Promise<StepResult> {
     const ts = group.map(([tu, view, force]) => {
       const t = this.state(tu);
       if (t.view !== view) {
@@ -451,13 +640,16 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       return t;
     });
     for (const t of ts) this.trySend(t);
-    const nacked = () => ts.some((t) => t.held !== undefined && !t.pending);
+    const nacked = () => ts.some((t) => this.rejected(t));
     // cheap checks first: most wake-ups find a response still in flight
-    const done = () => ts.every((t) => !t.pending && t.force.size === 0) && ts.every((t) => this.stepDone(t));
+    const done = () =>
+      ts.every((t) => !t.pending && t.force.size === 0 && t.bisect.length === 0) &&
+      ts.every((t) => this.stepDone(t));
     if (done()) return 'ok';
     if (nacked()) return 'nack';
     return new Promise((resolve) => {
-      const finish = (r: 'ok' | 'nack' | 'closed' | 'timeout') => {
+      let stalled = false;
+      const finish = (r: StepResult) => {
         clearTimeout(timer);
         this.off('changed', check);
         resolve(r);
@@ -465,30 +657,33 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       const check = () => {
         if (this.closed) return finish('closed');
         if (nacked()) return finish('nack');
-        if (done()) finish('ok');
+        if (done()) return finish('ok');
+        // a stalled step gives way to a newer snapshot; a step still in time runs to its end
+        if (stalled && this.dirty) finish('superseded');
       };
       const timer = setTimeout(() => {
+        stalled = true;
         this.opts.metrics.streamErrors.inc({ reason: 'step_timeout' });
+        const waiting = this.waitingOn(ts);
         this.log.warn(
-          Object.fromEntries(
-            ts.map((t) => [
-              SHORT[t.typeUrl],
-              {
-                pending: t.pending?.nonce,
-                missing: [...this.required(t)]
-                  .filter((n) => t.acked.get(n) !== t.view.get(n)?.hash)
-                  .slice(0, 20),
-              },
-            ]),
-          ),
-          'pipeline step timed out waiting for the client; going on',
+          waiting,
+          'pipeline step stalled: the client has not finished it; waiting on (what depends on it is held back)',
         );
-        for (const t of ts) t.force.clear();
-        finish(ts.some((t) => t.pending) ? 'timeout' : 'ok');
+        // forced fresh EDS the client never asked for again is not worth waiting for
+        for (const t of ts) if (!t.pending) t.force.clear();
+        onStall(waiting);
+        check();
       }, this.opts.stepTimeoutMs);
       this.on('changed', check);
     });
   }
+}
+
+/** A view in name order, as a Snapshot keeps its maps (versions and listings are deterministic). */
+function byName(rs: Iterable<Resource>): ReadonlyMap<string, Resource> {
+  return new Map(
+    [...rs].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0)).map((r) => [r.name, r]),
+  );
 }
 
 // Views are shared between the sessions of a group: the union of the same two maps, or
@@ -521,7 +716,7 @@ function unionView(
     else {
       const m = new Map(a);
       for (const [k, v] of b) m.set(k, v);
-      u = m;
+      u = byName(m.values());
     }
     inner.set(b, u);
   }

@@ -97,7 +97,15 @@ export class SotwSession extends Session {
     } else if (names.length > 0 || !t.wildcard) {
       t.wildcard = names.includes('*');
     }
-    t.names = new Set(names.filter((n) => n !== '*'));
+    const next = new Set(names.filter((n) => n !== '*'));
+    // xds-rules 8: names the client stopped asking for are names it dropped; should it ask
+    // for them again, they are sent again (even at the same version)
+    const dropped = t.wildcard ? [] : [...t.names].filter((n) => !next.has(n));
+    if (dropped.length > 0) {
+      this.forget(t, dropped);
+      t.lastSentVersion = undefined;
+    }
+    t.names = next;
     this.mark(t, 'all');
     this.afterRequest(t);
   }
@@ -121,7 +129,7 @@ export class SotwSession extends Session {
       // the client unsubscribed every name (Envoy does so for EDS when its last cluster
       // goes): it has no watch left to ACK a response with, so none is sent
       if (t.acked.size > 0) {
-        t.acked.clear();
+        this.forget(t, [...t.acked.keys()]);
         this.mark(t, 'all');
       }
       t.lastSentVersion = undefined;
@@ -138,11 +146,15 @@ export class SotwSession extends Session {
         // a reconnecting client already has exactly this: nothing to send
         t.answered = true;
         t.acked.clear();
-        for (const r of sel) t.acked.set(r.name, r.hash);
+        t.ackedRes.clear();
+        for (const r of sel) {
+          t.acked.set(r.name, r.hash);
+          t.ackedRes.set(r.name, r);
+        }
         this.mark(t, 'all');
         t.lastSentVersion = version;
         this.opts.cache.ledger.recordAlreadyHas(
-          this.node.id,
+          this.streamId,
           t.typeUrl,
           version,
           sel.map((r) => ({ name: r.name, hash: r.hash })),
