@@ -1,7 +1,9 @@
 /** Wires one signalbox instance: cache, ADS server, debug endpoint, a provider. */
+import { readFileSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { DebugServer } from './debug/server.js';
+import { HealthServer } from './debug/health.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
 import { FileProvider } from './provider/file/index.js';
 import { KubernetesProvider } from './provider/kubernetes/index.js';
@@ -18,6 +20,15 @@ export interface AppOptions {
   xdsAddress: string;
   /** host:port for the debug endpoint (port 0: any); empty: none */
   debugAddress?: string;
+  /** host:port for /healthz, /readyz and /metrics only (port 0: any); empty: none */
+  healthAddress?: string;
+  /**
+   * ADS over mTLS: PEM files of the server certificate (chain), its key, and the CA that
+   * signs client certificates. All three or none (none: plaintext ADS).
+   */
+  xdsTlsCert?: string;
+  xdsTlsKey?: string;
+  xdsClientCa?: string;
   /** a folder of Envoy resources to serve (see provider/envoyfolder.ts) */
   envoyDir?: string;
   /** standalone mode: a folder of Gateway API YAML (see provider/file) */
@@ -50,6 +61,8 @@ export interface App {
   leader?: LeaderElector;
   xdsPort: number;
   debugPort: number;
+  health?: HealthServer;
+  healthPort: number;
   close(): Promise<void>;
 }
 
@@ -62,6 +75,18 @@ export function splitHostPort(a: string): [string, number] {
 }
 
 export async function startApp(o: AppOptions): Promise<App> {
+  const tlsFiles = [o.xdsTlsCert, o.xdsTlsKey, o.xdsClientCa];
+  if (tlsFiles.some(Boolean) && !tlsFiles.every(Boolean))
+    throw new Error('ADS over TLS needs all of the server certificate, its key and the client CA');
+  // read before anything starts: a missing file fails at once
+  const tls =
+    o.xdsTlsCert && o.xdsTlsKey && o.xdsClientCa
+      ? {
+          cert: readFileSync(o.xdsTlsCert),
+          key: readFileSync(o.xdsTlsKey),
+          clientCa: readFileSync(o.xdsClientCa),
+        }
+      : undefined;
   const registry = protoRegistry();
   const metrics = new Metrics({ defaultMetrics: o.defaultMetrics });
   const cache = new SnapshotCache(metrics);
@@ -114,6 +139,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     registry,
     stepTimeoutMs: o.stepTimeoutMs,
     maxRequestsPerSecond: o.maxRequestsPerSecond,
+    tls,
   });
   const xdsPort = await ads.listen(o.xdsAddress);
   let debug: DebugServer | undefined;
@@ -154,7 +180,14 @@ export async function startApp(o: AppOptions): Promise<App> {
     const [h, p] = splitHostPort(o.debugAddress);
     debugPort = await debug.listen(h, p);
   }
-  o.log.info({ xdsPort, debugPort }, 'signalbox serving');
+  let health: HealthServer | undefined;
+  let healthPort = 0;
+  if (o.healthAddress) {
+    health = new HealthServer({ metrics, log: o.log, ready: () => ready });
+    const [h, p] = splitHostPort(o.healthAddress);
+    healthPort = await health.listen(h, p);
+  }
+  o.log.info({ xdsPort, xdsTls: !!tls, debugPort, healthPort }, 'signalbox serving');
   return {
     cache,
     ads,
@@ -165,12 +198,15 @@ export async function startApp(o: AppOptions): Promise<App> {
     leader,
     xdsPort,
     debugPort,
+    health,
+    healthPort,
     async close() {
       folder?.stop();
       files?.stop();
       await leader?.stop();
       await kube?.stop();
       await debug?.close();
+      await health?.close();
       await ads.close();
     },
   };

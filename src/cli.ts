@@ -15,6 +15,11 @@ function positive(v: string): number {
   return n;
 }
 
+/** Repeatable option: collect every value. */
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
 const program = new Command();
 program
   .name('signalbox')
@@ -27,6 +32,19 @@ program
   .description('run the control plane: ADS server, debug endpoint and a provider')
   .option('--xds-address <host:port>', 'ADS (gRPC) listen address', '127.0.0.1:18000')
   .option('--debug-address <host:port>', 'debug HTTP endpoint listen address', '127.0.0.1:19001')
+  .option(
+    '--health-address <host:port>',
+    'serve only /healthz, /readyz and /metrics here (for probes and scraping; no config data), e.g. 0.0.0.0:8081',
+  )
+  .option(
+    '--xds-tls-cert <file>',
+    'ADS over mTLS: PEM server certificate (with --xds-tls-key and --xds-client-ca; see `signalbox certs`)',
+  )
+  .option('--xds-tls-key <file>', 'ADS over mTLS: PEM key of --xds-tls-cert')
+  .option(
+    '--xds-client-ca <file>',
+    'ADS over mTLS: PEM CA that signs client certificates; a client is served only the Gateways its certificate names',
+  )
   .option('--envoy-dir <dir>', 'serve Envoy resources from this folder: <dir>/<namespace>/<gateway>/*.yaml')
   .option(
     '--config-dir <dir>',
@@ -70,6 +88,10 @@ program
     async (o: {
       xdsAddress: string;
       debugAddress: string;
+      healthAddress?: string;
+      xdsTlsCert?: string;
+      xdsTlsKey?: string;
+      xdsClientCa?: string;
       envoyDir?: string;
       configDir?: string;
       kubeconfig?: string;
@@ -89,6 +111,10 @@ program
         log,
         xdsAddress: o.xdsAddress,
         debugAddress: o.debugAddress,
+        healthAddress: o.healthAddress,
+        xdsTlsCert: o.xdsTlsCert,
+        xdsTlsKey: o.xdsTlsKey,
+        xdsClientCa: o.xdsClientCa,
         envoyDir: o.envoyDir,
         configDir: o.configDir,
         kubeconfig: o.kubeconfig,
@@ -130,6 +156,19 @@ program
   .option('--xds-address <host:port>', 'signalbox ADS address', '127.0.0.1:18000')
   .option('--admin-port <port>', 'Envoy admin port (on 127.0.0.1)', '19000')
   .option('--delta', 'use incremental xDS (DELTA_GRPC) instead of state of the world', false)
+  .option(
+    '--tls-cert <file>',
+    "mTLS to signalbox: this Gateway's client certificate (PEM), as a path Envoy reads (with --tls-key and --tls-ca)",
+  )
+  .option('--tls-key <file>', 'mTLS to signalbox: the key of --tls-cert, as a path Envoy reads')
+  .option(
+    '--tls-ca <file>',
+    "mTLS to signalbox: the CA of signalbox's server certificate, as a path Envoy reads",
+  )
+  .option(
+    '--tls-server-name <name>',
+    "mTLS to signalbox: name the server certificate must carry (SNI and SAN check; default: --xds-address's host)",
+  )
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .action(
     (o: {
@@ -138,9 +177,19 @@ program
       xdsAddress: string;
       adminPort: string;
       delta: boolean;
+      tlsCert?: string;
+      tlsKey?: string;
+      tlsCa?: string;
+      tlsServerName?: string;
       output?: string;
     }) => {
-      const [host, port] = o.xdsAddress.split(':');
+      const tlsFlags = [o.tlsCert, o.tlsKey, o.tlsCa];
+      if (tlsFlags.some(Boolean) && !tlsFlags.every(Boolean))
+        throw new InvalidArgumentError('--tls-cert, --tls-key and --tls-ca go together');
+      if (o.tlsServerName && !o.tlsCert) throw new InvalidArgumentError('--tls-server-name needs --tls-cert');
+      const i = o.xdsAddress.lastIndexOf(':');
+      const host = o.xdsAddress.slice(0, i).replace(/^\[|\]$/g, '');
+      const port = o.xdsAddress.slice(i + 1);
       const y = bootstrapYaml({
         nodeId: o.nodeId,
         group: o.gateway,
@@ -148,9 +197,69 @@ program
         xdsPort: Number(port),
         adminPort: Number(o.adminPort),
         delta: o.delta,
+        tls:
+          o.tlsCert && o.tlsKey && o.tlsCa
+            ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa, serverName: o.tlsServerName }
+            : undefined,
       });
       if (o.output) writeFileSync(o.output, y);
       else process.stdout.write(y);
+    },
+  );
+
+program
+  .command('certs')
+  .description(
+    'issue PEM files for mTLS between Envoy and signalbox: a CA (reused if --out has one), the ADS server certificate and per-Gateway client certificates',
+  )
+  .requiredOption(
+    '--out <dir>',
+    'write ca.crt/ca.key, server.crt/server.key, gateway-<namespace>_<name>.crt/.key here',
+  )
+  .option(
+    '--gateway <namespace/name>',
+    'issue a client certificate for this Gateway (URI SAN spiffe://signalbox/gateway/<namespace>/<name>); repeatable',
+    collect,
+    [],
+  )
+  .option(
+    '--dns <name>',
+    'DNS SAN of the server certificate; repeatable (default, with no --dns/--ip: localhost, signalbox.signalbox-system.svc, signalbox.signalbox-system.svc.cluster.local, 127.0.0.1)',
+    collect,
+    [],
+  )
+  .option('--ip <address>', 'IP SAN of the server certificate; repeatable', collect, [])
+  .option('--no-server', 'do not issue the server certificate (only the CA and client certificates)')
+  .option('--days <n>', 'validity of server and client certificates (days)', positive, 365)
+  .option('--ca-days <n>', 'validity of a new CA (days)', positive, 3650)
+  .action(
+    async (o: {
+      out: string;
+      gateway: string[];
+      dns: string[];
+      ip: string[];
+      server: boolean;
+      days: number;
+      caDays: number;
+    }) => {
+      // loaded here only: the X.509 library (and its reflect-metadata polyfill) stays out of `serve`
+      const { issueCerts } = await import('./certs.js');
+      const r = await issueCerts({
+        out: o.out,
+        gateways: o.gateway,
+        dns: o.dns,
+        ips: o.ip,
+        server: o.server,
+        days: o.days,
+        caDays: o.caDays,
+      });
+      const lines = [`${r.ca.reused ? 'reused' : 'new'} CA: ${r.ca.cert} ${r.ca.key}`];
+      if (r.server)
+        lines.push(
+          `server: ${r.server.cert} ${r.server.key} (${[...r.server.dns, ...r.server.ips].join(', ')})`,
+        );
+      for (const g of r.gateways) lines.push(`gateway ${g.gateway}: ${g.cert} ${g.key} (${g.uri})`);
+      process.stdout.write(lines.join('\n') + '\n');
     },
   );
 

@@ -52,6 +52,8 @@ export interface EnvoyOptions {
   group: string;
   xdsPort: number;
   delta?: boolean;
+  /** the bootstrap YAML to run, given the admin port picked (default: bootstrapYaml of the above) */
+  bootstrap?: (adminPort: number) => string;
 }
 
 export class Envoy {
@@ -70,7 +72,9 @@ export class Envoy {
     const cfg = join(dir, 'bootstrap.yaml');
     writeFileSync(
       cfg,
-      bootstrapYaml({ nodeId: o.nodeId, group: o.group, xdsPort: o.xdsPort, adminPort, delta: o.delta }),
+      o.bootstrap
+        ? o.bootstrap(adminPort)
+        : bootstrapYaml({ nodeId: o.nodeId, group: o.group, xdsPort: o.xdsPort, adminPort, delta: o.delta }),
     );
     const proc = spawn(
       ENVOY_BIN,

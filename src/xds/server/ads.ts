@@ -12,6 +12,7 @@ import type {
   DiscoveryResponse,
 } from './codec.js';
 import { DeltaSession } from './delta.js';
+import { groupsFromSubjectAltName } from './identity.js';
 import type { Session, SessionOptions } from './session.js';
 import { SotwSession } from './sotw.js';
 
@@ -23,7 +24,16 @@ export interface AdsServerOptions {
   stepTimeoutMs?: number;
   maxRequestsPerSecond?: number;
   controlPlaneId?: string;
+  /**
+   * mTLS: serve ADS over TLS and require a client certificate signed by clientCa. A
+   * client is then served only the Gateways its certificate names (URI SANs
+   * spiffe://signalbox/gateway/<namespace>/<name>, see identity.ts). Without it ADS is
+   * plaintext and unauthenticated (local development and tests).
+   */
+  tls?: { cert: Buffer; key: Buffer; clientCa: Buffer };
 }
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/i;
 
 export class AdsServer {
   readonly server: grpc.Server;
@@ -89,6 +99,12 @@ export class AdsServer {
     call: grpc.ServerDuplexStream<unknown, unknown>,
     onReq: (s: Session, m: unknown) => void,
   ): void {
+    if (this.opts.tls) {
+      // the Gateways this client may be served: bound to its certificate, checked on the
+      // first request against node.cluster (Session.admit)
+      const san = call.getAuthContext()?.sslPeerCertificate?.subjectaltname;
+      s.allowedGroups = groupsFromSubjectAltName(san);
+    }
     this.sessions.add(s);
     const end = (reason: string) => {
       this.sessions.delete(s);
@@ -121,8 +137,18 @@ export class AdsServer {
 
   /** Listen on host:port (port 0 picks one). Resolves to the bound port. */
   listen(address: string): Promise<number> {
+    const tls = this.opts.tls;
+    const host = address.slice(0, Math.max(0, address.lastIndexOf(':'))).replace(/^\[|\]$/g, '');
+    if (!tls && !LOOPBACK.test(host))
+      this.opts.log.warn(
+        { address },
+        'ADS is plaintext and unauthenticated on a non-loopback address: anyone who reaches it is served any Gateway, TLS keys included; use --xds-tls-cert, --xds-tls-key and --xds-client-ca',
+      );
+    const creds = tls
+      ? grpc.ServerCredentials.createSsl(tls.clientCa, [{ cert_chain: tls.cert, private_key: tls.key }], true)
+      : grpc.ServerCredentials.createInsecure();
     return new Promise((resolve, reject) => {
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.server.bindAsync(address, creds, (err, port) => {
         if (err) return reject(err);
         this.port = port;
         resolve(port);
