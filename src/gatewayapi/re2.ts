@@ -5,7 +5,7 @@
  * Envoy uses and reports RE2's error or its ProgramSize(). Envoy refuses a regex whose
  * program size exceeds the runtime key re2.max_program_size.error_level (default 100), and
  * with it the whole RouteConfiguration, so such a pattern is refused here, on its rule.
- * Matching (re2FullMatch) uses re2-wasm, Google's RE2 compiled to WebAssembly.
+ * Syntax and matching (re2FullMatch) use re2-wasm, Google's RE2 compiled to WebAssembly.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -65,13 +65,38 @@ export function re2ProgramSize(pattern: string): number | string {
   return r;
 }
 
-/** undefined when Envoy would accept `pattern` as a safe_regex, else the reason. */
+const syntaxCache = new Map<string, string | null>();
+
+/** RE2's syntax verdict from re2-wasm (a newer RE2 than Debian's: `(?<name>x)`, as Envoy's, is valid). */
+function syntaxError(pattern: string): string | undefined {
+  let r = syntaxCache.get(pattern);
+  if (r === undefined) {
+    try {
+      new RE2(pattern, 'u');
+      r = null;
+    } catch (err) {
+      r = (err as Error).message.replace(/^Invalid regular expression: \/.*\/u: /s, '');
+    }
+    if (syntaxCache.size > 10_000) syntaxCache.clear();
+    syntaxCache.set(pattern, r);
+  }
+  return r ?? undefined;
+}
+
+/**
+ * undefined when Envoy would accept `pattern` as a safe_regex, else the reason. Validity is
+ * judged by re2-wasm (whose RE2 is as recent as Envoy's), the program size by Debian's
+ * libre2; a pattern only the older libre2 cannot parse (new syntax) has no size here and is
+ * let through: Envoy is the judge of it (never refuse what Envoy accepts).
+ */
 export function re2Error(pattern: string): string | undefined {
   if (pattern === '') return 'empty regular expression';
   if (pattern.length > MAX_REGEX_LENGTH)
     return `regular expression longer than ${MAX_REGEX_LENGTH} characters`;
+  const e = syntaxError(pattern);
+  if (e !== undefined) return e;
   const r = re2ProgramSize(pattern);
-  if (typeof r === 'string') return r;
+  if (typeof r === 'string') return undefined;
   if (r > MAX_PROGRAM_SIZE)
     return `regular expression too complex for Envoy: RE2 program size ${r} exceeds the limit of ${MAX_PROGRAM_SIZE} (re2.max_program_size.error_level)`;
   return undefined;
