@@ -226,6 +226,25 @@ describe('a slow client is not left on old routes', () => {
   });
 });
 
+test('a stalled round gives way to a newer snapshot (superseded), which is then applied', async () => {
+  const s = client.sotw();
+  await connected(s);
+  app.cache.setSnapshot(GROUP, snap(C('green'), E('green'), L('http', 'main'), R('main', 'green')));
+  s.send(ack(await s.next())); // never asks for green's endpoints: the step stalls
+  await waitFor('stalled', () => rounds.find((r) => r.reason === 'timeout'), 5000, 20);
+  // the user goes back to blue: the stalled round is replaced, the new one removes green
+  app.cache.setSnapshot(GROUP, snap(C('blue'), E('blue'), L('http', 'main'), R('main', 'blue')));
+  const c = await s.next();
+  expect(c.type_url).toBe(CDS);
+  expect(names(c)).toEqual(['blue']);
+  s.send(ack(c));
+  const applied = await waitFor('applied', () => rounds.find((r) => r.outcome === 'applied'), 3000, 10);
+  const superseded = rounds.find((r) => r.outcome === 'superseded');
+  expect(superseded?.round).toBe(applied.round - 1);
+  expect(superseded?.step).toBe(1);
+  s.cancel();
+});
+
 test('rule 8: SotW names that shrink and grow back are sent again', async () => {
   app.cache.setSnapshot(GROUP, snap(R('a', 'x'), R('b', 'x')));
   const s = client.sotw();
