@@ -21,6 +21,8 @@ COPY --from=build /src/native/re2size/build/Release/re2size.node ./native/re2siz
 COPY --from=build /src/protos ./protos
 COPY --from=build /src/package.json ./
 USER node
-EXPOSE 18000 19001
+EXPOSE 18000 8081
 ENTRYPOINT ["node", "dist/src/cli.js"]
-CMD ["serve", "--xds-address", "0.0.0.0:18000", "--debug-address", "0.0.0.0:19001"]
+# the debug endpoint stays on loopback; probes and /metrics on --health-address. Without the
+# --xds-tls-* flags (see manifests/install.yaml) ADS is plaintext: signalbox warns about it.
+CMD ["serve", "--xds-address", "0.0.0.0:18000", "--debug-address", "127.0.0.1:19001", "--health-address", "0.0.0.0:8081"]
