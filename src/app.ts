@@ -105,11 +105,13 @@ export async function startApp(o: AppOptions): Promise<App> {
       log: o.log.child({ provider: 'file' }),
       controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
       bindAddress: o.listenerAddress,
+      metrics,
     });
     files.start(); // synchronous too
   }
   let kube: KubernetesProvider | undefined;
   let leader: LeaderElector | undefined;
+  let kubeSynced: Promise<void> | undefined;
   if (o.kubeconfig || o.kubernetes) {
     kube = new KubernetesProvider({
       kubeconfig: o.kubeconfig,
@@ -129,19 +131,8 @@ export async function startApp(o: AppOptions): Promise<App> {
       leader.on('leading', () => k.resync());
       leader.start();
     }
-    await kube.start(); // every informer has listed once before ADS listens
+    kubeSynced = kube.start(); // awaited below, before ADS listens
   }
-  ready = true;
-  const ads = new AdsServer({
-    cache,
-    metrics,
-    log: o.log.child({ component: 'ads' }),
-    registry,
-    stepTimeoutMs: o.stepTimeoutMs,
-    maxRequestsPerSecond: o.maxRequestsPerSecond,
-    tls,
-  });
-  const xdsPort = await ads.listen(o.xdsAddress);
   let debug: DebugServer | undefined;
   let debugPort = 0;
   if (o.debugAddress) {
@@ -152,10 +143,20 @@ export async function startApp(o: AppOptions): Promise<App> {
       ready: () => ready,
       extra: {
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
-        ...(files ? { status: () => files.status(), 'config-errors': () => files.errors() } : {}),
+        ...(files
+          ? {
+              status: () => files.status(),
+              'config-errors': () => files.errors(),
+              'gateway-failures': () => files.gatewayFailures(),
+            }
+          : {}),
         ...(kube
           ? {
               kubernetes: () => ({
+                synced: kube.synced,
+                notSynced: kube.notSynced(),
+                listFailures: kube.listFailures,
+                gatewayFailures: kube.gatewayFailures(),
                 translations: kube.translations,
                 informerRestarts: kube.informerRestarts,
                 statusPending: kube.status.pendingCount,
@@ -187,6 +188,21 @@ export async function startApp(o: AppOptions): Promise<App> {
     const [h, p] = splitHostPort(o.healthAddress);
     healthPort = await health.listen(h, p);
   }
+  // every informer has listed once before ADS listens (a group without a snapshot would be
+  // served an empty configuration); meanwhile /readyz says not ready and
+  // /debug/kubernetes names the kinds not listed yet
+  if (kubeSynced) await kubeSynced;
+  ready = true;
+  const ads = new AdsServer({
+    cache,
+    metrics,
+    log: o.log.child({ component: 'ads' }),
+    registry,
+    stepTimeoutMs: o.stepTimeoutMs,
+    maxRequestsPerSecond: o.maxRequestsPerSecond,
+    tls,
+  });
+  const xdsPort = await ads.listen(o.xdsAddress);
   o.log.info({ xdsPort, xdsTls: !!tls, debugPort, healthPort }, 'signalbox serving');
   return {
     cache,

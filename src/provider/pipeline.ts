@@ -1,27 +1,51 @@
 /**
  * Objects → translator → Envoy snapshots → the cache, shared by the providers. Caches of
  * the translator and of Envoy encodings live across runs; a snapshot is set only when its
- * versions changed, and groups whose Gateway is gone are cleared. A failure leaves the
- * served snapshots as they were.
+ * versions changed, and groups whose Gateway is gone are cleared.
+ *
+ * Failures are contained: a translation that throws leaves every served snapshot as it
+ * was (the run returns undefined); a Gateway whose resources cannot be encoded keeps its
+ * last good snapshot (or has none yet), is logged with its group, counted in
+ * `signalbox_translation_failures_total{gateway}` and reported on its status
+ * (Programmed=False, reason Invalid, the error in the message), while the other Gateways'
+ * snapshots are set in the same run.
  */
 import { RouteCache, translate } from '../gatewayapi/index.js';
-import type { ObjectStatus, TranslateResult } from '../gatewayapi/index.js';
+import type { Condition, ObjectStatus, TranslateResult } from '../gatewayapi/index.js';
+import { previousConditions } from '../gatewayapi/status.js';
 import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import type { SnapshotCache } from '../xds/cache/cache.js';
 import type { ProtoRegistry } from '../xds/proto.js';
-import { EnvoyCache, snapshots } from '../xds/translate/index.js';
+import { EnvoyCache, buildSnapshots } from '../xds/translate/index.js';
+import type { SnapshotsResult } from '../xds/translate/index.js';
 
 export const DEFAULT_CONTROLLER_NAME = 'signalbox.dev/gateway-controller';
+
+/** The `gateway` label of signalbox_translation_failures_total when the whole translation failed. */
+export const ALL_GATEWAYS = '*';
 
 export interface PipelineOptions {
   cache: SnapshotCache;
   registry: ProtoRegistry;
   log: Logger;
   controllerName: string;
+  metrics?: Metrics;
   /** address Envoy listeners bind (default 0.0.0.0) */
   bindAddress?: string;
   /** Gateway status addresses */
   addresses?: string[];
+}
+
+/** A Gateway whose latest configuration could not be built. */
+export interface GatewayFailure {
+  /** node group `<namespace>/<name>` */
+  group: string;
+  error: string;
+  /** when it started failing (RFC 3339) */
+  since: string;
+  /** Envoy still gets its last good snapshot (false: it never had one) */
+  keptSnapshot: boolean;
 }
 
 export interface PipelineResult {
@@ -29,6 +53,8 @@ export interface PipelineResult {
   rejected: TranslateResult['rejected'];
   /** groups whose snapshot was set by this run */
   changed: string[];
+  /** Gateways whose configuration could not be built by this run (their snapshot is not changed) */
+  failures: GatewayFailure[];
 }
 
 /** RFC 3339 at second precision, as metav1.Time is serialised. */
@@ -36,19 +62,34 @@ export function nowRfc3339(d = new Date()): string {
   return d.toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
+const MAX_MESSAGE = 1024;
+
+function programmedFailure(f: GatewayFailure): string {
+  const m =
+    `the Envoy configuration of this Gateway could not be built: ${f.error}; ` +
+    (f.keptSnapshot ? 'its last good configuration stays served' : 'nothing is served for it yet');
+  return m.length > MAX_MESSAGE ? `${m.slice(0, MAX_MESSAGE - 3)}...` : m;
+}
+
 export class Pipeline {
   private readonly routeCache = new RouteCache();
   private readonly envoyCache = new EnvoyCache();
   private groups = new Set<string>();
+  private readonly failed = new Map<string, GatewayFailure>();
   runs = 0;
 
   constructor(private readonly o: PipelineOptions) {}
+
+  /** Gateways whose latest configuration could not be built (for the debug endpoint). */
+  failures(): GatewayFailure[] {
+    return [...this.failed.values()];
+  }
 
   /** Translate and publish; undefined when translation failed (nothing served changes). */
   run(objects: unknown[], now = nowRfc3339()): PipelineResult | undefined {
     this.runs++;
     let result: TranslateResult;
-    let snaps: ReturnType<typeof snapshots>;
+    let built: SnapshotsResult;
     try {
       result = translate(objects, {
         controllerName: this.o.controllerName,
@@ -56,14 +97,16 @@ export class Pipeline {
         cache: this.routeCache,
         addresses: this.o.addresses,
       });
-      snaps = snapshots(this.o.registry, result.ir, {
+      built = buildSnapshots(this.o.registry, result.ir, {
         bindAddress: this.o.bindAddress ?? '0.0.0.0',
         cache: this.envoyCache,
       });
     } catch (err) {
+      this.o.metrics?.translationFailures.inc({ gateway: ALL_GATEWAYS });
       this.o.log.error({ err }, 'translation failed: keeping the snapshots served');
       return undefined;
     }
+    const { snapshots: snaps, failures } = built;
     const changed: string[] = [];
     for (const [g, s] of snaps) {
       const prev = this.o.cache.getGroup(g);
@@ -72,14 +115,79 @@ export class Pipeline {
         changed.push(g);
         this.o.log.info({ group: g, versions: s.allVersions() }, 'snapshot set');
       }
+      const was = this.failed.get(g);
+      if (was) {
+        this.failed.delete(g);
+        this.o.log.info({ group: g, failedSince: was.since }, 'Gateway configuration builds again');
+      }
+    }
+    const failedNow: GatewayFailure[] = [];
+    for (const [g, err] of failures) {
+      const keptSnapshot = this.o.cache.getGroup(g) !== undefined;
+      const f: GatewayFailure = {
+        group: g,
+        error: err.message,
+        since: this.failed.get(g)?.since ?? now,
+        keptSnapshot,
+      };
+      this.failed.set(g, f);
+      failedNow.push(f);
+      this.o.metrics?.translationFailures.inc({ gateway: g });
+      this.o.log.error(
+        { group: g, err, keptSnapshot },
+        keptSnapshot
+          ? 'Gateway configuration could not be encoded: its last good snapshot stays served'
+          : 'Gateway configuration could not be encoded: no snapshot for it yet',
+      );
     }
     for (const g of this.groups) {
-      if (!snaps.has(g)) {
+      if (!snaps.has(g) && !failures.has(g)) {
         this.o.cache.clearSnapshot(g);
         this.o.log.info({ group: g }, 'Gateway gone: snapshot cleared');
       }
     }
-    this.groups = new Set(snaps.keys());
-    return { statuses: result.statuses, rejected: result.rejected, changed };
+    for (const g of [...this.failed.keys()]) if (!snaps.has(g) && !failures.has(g)) this.failed.delete(g);
+    this.groups = new Set([...snaps.keys(), ...failures.keys()]);
+    const statuses =
+      failedNow.length > 0 ? this.notProgrammed(result.statuses, objects, failedNow, now) : result.statuses;
+    return { statuses, rejected: result.rejected, changed, failures: failedNow };
+  }
+
+  /** The Gateways that failed get Programmed=False (reason Invalid) naming the error. */
+  private notProgrammed(
+    statuses: ObjectStatus[],
+    objects: unknown[],
+    failed: GatewayFailure[],
+    now: string,
+  ): ObjectStatus[] {
+    const byGroup = new Map(failed.map((f) => [f.group, f]));
+    const previous = new Map<string, unknown>();
+    for (const x of objects) {
+      const o = x as { kind?: unknown; metadata?: { namespace?: unknown; name?: unknown }; status?: unknown };
+      if (o?.kind !== 'Gateway') continue;
+      previous.set(`${String(o.metadata?.namespace ?? '')}/${String(o.metadata?.name ?? '')}`, o.status);
+    }
+    return statuses.map((st) => {
+      const g = `${st.namespace ?? ''}/${st.name}`;
+      const f = st.kind === 'Gateway' ? byGroup.get(g) : undefined;
+      if (!f) return st;
+      const conds = Array.isArray(st.status.conditions) ? (st.status.conditions as Condition[]) : [];
+      const had = previousConditions(previous.get(g)).find((c) => c.type === 'Programmed');
+      const generation = conds.find((c) => c.type === 'Accepted')?.observedGeneration ?? 0;
+      const programmed: Condition = {
+        type: 'Programmed',
+        status: 'False',
+        reason: 'Invalid',
+        message: programmedFailure(f),
+        observedGeneration: conds.find((c) => c.type === 'Programmed')?.observedGeneration ?? generation,
+        lastTransitionTime:
+          had?.status === 'False' && typeof had.lastTransitionTime === 'string'
+            ? had.lastTransitionTime
+            : now,
+      };
+      const i = conds.findIndex((c) => c.type === 'Programmed');
+      const next = i < 0 ? [...conds, programmed] : conds.map((c, j) => (j === i ? programmed : c));
+      return { ...st, status: { ...st.status, conditions: next } };
+    });
   }
 }

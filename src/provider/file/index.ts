@@ -8,7 +8,9 @@
  * the snapshots published per Gateway; the status each object would be written is kept
  * on it (for lastTransitionTime) and served by `status()` (`GET /debug/status`).
  *
- * Errors never withdraw what is served: a file that does not parse keeps its previous
+ * Errors never withdraw what is served: a Gateway whose Envoy configuration cannot be built
+ * keeps its last good snapshot and gets Programmed=False (the pipeline's per-Gateway
+ * isolation; the other Gateways update); a file that does not parse keeps its previous
  * objects; an object the API server would reject keeps its previous version (like a
  * failed `kubectl apply`); an empty file keeps its previous objects (a file being
  * written); to withdraw objects, delete them from the file or delete the file.
@@ -19,9 +21,11 @@ import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { ObjectStatus } from '../../gatewayapi/index.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
 import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import { Pipeline, nowRfc3339 } from '../pipeline.js';
+import type { GatewayFailure } from '../pipeline.js';
 import { DirWatcher } from '../watch.js';
 import { admit } from './schema.js';
 
@@ -76,6 +80,7 @@ export interface FileProviderOptions {
   controllerName: string;
   bindAddress?: string;
   debounceMs?: number;
+  metrics?: Metrics;
 }
 
 function keyOf(o: J): string {
@@ -101,6 +106,7 @@ export class FileProvider {
       log: o.log,
       controllerName: o.controllerName,
       bindAddress: o.bindAddress,
+      metrics: o.metrics,
     });
   }
 
@@ -115,6 +121,11 @@ export class FileProvider {
 
   errors(): FileError[] {
     return this.errs;
+  }
+
+  /** Gateways whose latest configuration could not be built (they keep their last good snapshot). */
+  gatewayFailures(): GatewayFailure[] {
+    return this.pipeline.failures();
   }
 
   /** One entry per object: what it looks like after defaulting, and the status written to it. */

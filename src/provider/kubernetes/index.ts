@@ -9,7 +9,10 @@
  * resourceVersion a watch resumes from, e.g. after it restarted) makes client-node relist
  * into the same store: the store is replaced only once the new list arrived, so nothing
  * served is withdrawn meanwhile. Nothing is translated before every informer has listed
- * once, so a start never serves a partial world.
+ * successfully once, so a start never serves a partial world: an initial list that fails
+ * (RBAC forbids the kind, the API server errors) is retried with backoff, logged and
+ * counted, and `start()` resolves only once every kind has listed (`notSynced()` names
+ * those still missing).
  */
 import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, ListWatch, Watch } from '@kubernetes/client-node';
 import type { KubernetesListObject, KubernetesObject, KubeConfig } from '@kubernetes/client-node';
@@ -20,6 +23,7 @@ import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import { StatusWriter } from '../../status/index.js';
 import { Pipeline } from '../pipeline.js';
+import type { GatewayFailure } from '../pipeline.js';
 import { PooledKubeConfig } from './kubeconfig.js';
 import { computeReach, emptyReach, inReach, relevantEvent } from './reach.js';
 import type { Reach } from './reach.js';
@@ -105,13 +109,17 @@ export interface KubernetesProviderOptions {
   /** status writes per second (token bucket rate) and burst */
   statusQps?: number;
   statusBurst?: number;
+  /** first delay before restarting a failed informer (doubles up to maxBackoffMs; default 1000, 5000) */
+  backoffMs?: number;
+  maxBackoffMs?: number;
 }
 
-/** A Watch that reports 410 Gone (as an ERROR event or as the watch request's status). */
+/** A Watch that reports 410 Gone (as an ERROR event or as the watch request's status) and events. */
 class GoneWatch extends Watch {
   constructor(
     kc: KubeConfig,
     private readonly onGone: () => void,
+    private readonly onEvent: () => void = () => undefined,
   ) {
     super(kc);
   }
@@ -127,6 +135,7 @@ class GoneWatch extends Watch {
       queryParams,
       (phase: string, obj: unknown, w?: unknown) => {
         if (phase === 'ERROR' && (obj as { code?: number } | undefined)?.code === 410) this.onGone();
+        else this.onEvent();
         callback(phase, obj, w);
       },
       (err: unknown) => {
@@ -148,6 +157,23 @@ function view(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
   return { kind: spec.kind, metadata: x.metadata, spec: x.spec, status: x.status };
 }
 
+/** An API error as one line: HTTP status and the Status message when there is one. */
+function describe(err: unknown): string {
+  const e = err as { code?: unknown; statusCode?: unknown; body?: unknown; message?: unknown } | null;
+  const code = e?.code ?? e?.statusCode;
+  let msg = typeof e?.message === 'string' ? e.message : String(err);
+  if (typeof e?.body === 'string') {
+    try {
+      const b = JSON.parse(e.body) as { message?: unknown };
+      if (typeof b.message === 'string') msg = b.message;
+    } catch {
+      // not a Status
+    }
+  } else if (e?.body && typeof (e.body as { message?: unknown }).message === 'string')
+    msg = (e.body as { message: string }).message;
+  return typeof code === 'number' ? `HTTP ${code}: ${msg}` : msg;
+}
+
 /** Typed list items carry Date objects and no kind/apiVersion: normalise to API JSON. */
 function normalise(spec: KindSpec, o: KubernetesObject): Record<string, unknown> {
   const j = JSON.parse(JSON.stringify(o)) as Record<string, unknown>;
@@ -162,6 +188,7 @@ export class KubernetesProvider {
     spec: KindSpec;
     inf: ListWatch<KubernetesObject>;
     synced: boolean;
+    restart: (err: unknown) => void;
   }[] = [];
   /** what was ours at the last translation (judges events) */
   private reach: Reach = emptyReach();
@@ -181,6 +208,12 @@ export class KubernetesProvider {
   private readonly restarts = new Set<NodeJS.Timeout>();
   /** informer restarts after errors */
   informerRestarts = 0;
+  /** failed lists, by kind (a failed initial list keeps the provider not synced) */
+  readonly listFailures: Record<string, number> = {};
+  /** the last list error per kind not synced yet */
+  private readonly lastListError = new Map<string, string>();
+  private allSynced = false;
+  private onSynced?: { resolve: () => void; reject: (err: Error) => void };
   /** event → translation delays of the last runs (ms), for measurement */
   readonly delays: number[] = [];
 
@@ -193,6 +226,7 @@ export class KubernetesProvider {
       log: o.log,
       controllerName: o.controllerName,
       bindAddress: o.bindAddress,
+      metrics: o.metrics,
     });
     this.status = new StatusWriter(
       this.kc,
@@ -203,65 +237,118 @@ export class KubernetesProvider {
     this.status.onConflict = () => this.schedule();
   }
 
+  /**
+   * Start every informer; resolves once each has listed successfully (a failed list is
+   * retried with backoff meanwhile, so this may take as long as RBAC or the API server
+   * refuse). Rejects only when stopped first.
+   */
   async start(): Promise<void> {
+    const synced = new Promise<void>((resolve, reject) => (this.onSynced = { resolve, reject }));
     for (const spec of KINDS) {
       const list = spec.list(this.kc);
       let lists = 0;
-      const counted = () => {
-        if (lists++ > 0) {
+      const initialBackoff = this.o.backoffMs ?? 1000;
+      let backoff = initialBackoff;
+      this.o.metrics?.k8sSynced.set({ kind: spec.kind }, 0);
+      const counted = async () => {
+        if (lists > 0) {
           this.relists[spec.kind] = (this.relists[spec.kind] ?? 0) + 1;
           this.o.metrics?.k8sRelists.inc({ kind: spec.kind });
           this.o.log.info({ kind: spec.kind }, 'relisting (served config kept until the list arrives)');
         }
-        return list();
+        let l: KubernetesListObject<KubernetesObject>;
+        try {
+          l = await list();
+        } catch (err) {
+          this.listFailures[spec.kind] = (this.listFailures[spec.kind] ?? 0) + 1;
+          this.o.metrics?.k8sListFailures.inc({ kind: spec.kind });
+          if (!entry.synced) this.lastListError.set(spec.kind, describe(err));
+          throw err;
+        }
+        lists++;
+        backoff = initialBackoff;
+        // ListWatch puts the items in its store right after this resolves; the translation
+        // this schedules runs on a timer, after that
+        if (!entry.synced) {
+          entry.synced = true;
+          this.lastListError.delete(spec.kind);
+          this.o.metrics?.k8sSynced.set({ kind: spec.kind }, 1);
+          this.o.log.info({ kind: spec.kind, items: l.items.length }, 'informer listed');
+          this.checkSynced();
+        }
+        this.schedule();
+        return l;
       };
-      const watch = new GoneWatch(this.kc, () => {
-        this.gone[spec.kind] = (this.gone[spec.kind] ?? 0) + 1;
-        this.o.metrics?.k8sGone.inc({ kind: spec.kind });
-        this.o.log.info({ kind: spec.kind }, 'watch answered 410 Gone: relisting');
-      });
+      const watch = new GoneWatch(
+        this.kc,
+        () => {
+          this.gone[spec.kind] = (this.gone[spec.kind] ?? 0) + 1;
+          this.o.metrics?.k8sGone.inc({ kind: spec.kind });
+          this.o.log.info({ kind: spec.kind }, 'watch answered 410 Gone: relisting');
+        },
+        () => (backoff = initialBackoff),
+      );
       const inf = new ListWatch<KubernetesObject>(spec.path, watch, counted, false);
-      const entry = { spec, inf, synced: false };
       inf.on('add', (o: KubernetesObject) => this.onEvent(spec, o, 'add'));
       inf.on('update', (o: KubernetesObject) => this.onEvent(spec, o, 'update'));
       inf.on('delete', (o: KubernetesObject) => this.onEvent(spec, o, 'delete'));
-      let backoff = 1000;
-      inf.on('connect', () => {
-        backoff = 1000;
-        entry.synced = true;
-        this.schedule();
-      });
-      inf.on('error', (err: unknown) => {
+      const restart = (err: unknown) => {
         if (this.stopped) return;
         this.o.log.warn(
-          { kind: spec.kind, err: String(err) },
-          'informer failed: restarting with backoff (served config kept)',
+          { kind: spec.kind, err: describe(err), synced: entry.synced, retryInMs: backoff },
+          entry.synced
+            ? 'informer failed: restarting with backoff (served config kept)'
+            : 'initial list failed: retrying with backoff (nothing is translated before every kind has listed)',
         );
         const t = setTimeout(() => {
           this.restarts.delete(t);
-          if (!this.stopped) inf.start().catch(() => undefined);
+          if (!this.stopped) inf.start().catch(restart);
         }, backoff);
-        backoff = Math.min(5000, backoff * 2);
+        backoff = Math.min(this.o.maxBackoffMs ?? 5000, backoff * 2);
         this.restarts.add(t);
         this.informerRestarts++;
-      });
+      };
+      inf.on('error', restart);
+      // the closures above read it once the informers run (below, after this loop)
+      const entry = { spec, inf, synced: false, restart };
       this.informers.push(entry);
     }
-    await Promise.all(
-      this.informers.map((e) =>
-        e.inf
-          .start()
-          .catch((err: unknown) =>
-            this.o.log.warn({ kind: e.spec.kind, err: String(err) }, 'informer start failed'),
-          ),
-      ),
-    );
-    for (const e of this.informers) e.synced = true;
-    this.schedule();
+    // a start that rejects (not through the error event, e.g. credentials) restarts the same way
+    for (const e of this.informers) e.inf.start().catch(e.restart);
+    await synced;
+  }
+
+  private checkSynced(): void {
+    if (this.allSynced || !this.informers.every((e) => e.synced)) return;
+    this.allSynced = true;
+    this.o.log.info({ kinds: this.informers.length }, 'every informer has listed: translating');
+    this.onSynced?.resolve();
+  }
+
+  /** Every informer has listed successfully once (until then nothing is translated). */
+  get synced(): boolean {
+    return this.allSynced;
+  }
+
+  /** Kinds whose initial list has not succeeded yet, with the last error. */
+  notSynced(): { kind: string; failures: number; lastError?: string }[] {
+    return this.informers
+      .filter((e) => !e.synced)
+      .map((e) => ({
+        kind: e.spec.kind,
+        failures: this.listFailures[e.spec.kind] ?? 0,
+        ...(this.lastListError.has(e.spec.kind) ? { lastError: this.lastListError.get(e.spec.kind) } : {}),
+      }));
+  }
+
+  /** Gateways whose latest configuration could not be built. */
+  gatewayFailures(): GatewayFailure[] {
+    return this.pipeline.failures();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (!this.allSynced) this.onSynced?.reject(new Error('stopped before every informer had listed'));
     clearTimeout(this.timer);
     for (const t of this.restarts) clearTimeout(t);
     this.status.close();
@@ -337,7 +424,7 @@ export class KubernetesProvider {
   }
 
   private run(): void {
-    if (!this.informers.every((e) => e.synced)) return;
+    if (!this.allSynced) return;
     this.delays.push(Date.now() - this.firstEventAt);
     this.o.metrics?.k8sTranslationDelay.observe((Date.now() - this.firstEventAt) / 1000);
     if (this.delays.length > 1000) this.delays.shift();

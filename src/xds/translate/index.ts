@@ -249,17 +249,45 @@ export function gatewayResources(reg: ProtoRegistry, j: GatewayJson): Resource[]
   ];
 }
 
-/** One Snapshot per Gateway of the IR, keyed by node group. */
-export function snapshots(reg: ProtoRegistry, ir: IR, o: EnvoyOptions = {}): Map<string, Snapshot> {
+export interface SnapshotsResult {
+  /** one Snapshot per Gateway that encoded, keyed by node group */
+  snapshots: Map<string, Snapshot>;
+  /** groups whose resources could not be encoded (no Snapshot for them), with why */
+  failures: Map<string, Error>;
+}
+
+/**
+ * One Snapshot per Gateway of the IR, each built on its own: a Gateway whose resources
+ * the encoder rejects (or whose Snapshot cannot be assembled) is returned in `failures`
+ * and does not stop the others.
+ */
+export function buildSnapshots(reg: ProtoRegistry, ir: IR, o: EnvoyOptions = {}): SnapshotsResult {
   const out = new Map<string, Snapshot>();
+  const failures = new Map<string, Error>();
   const cache = o.cache;
   for (const gw of ir.gateways) {
-    // without a cache: a fresh one, so route configurations are still assembled per route
-    const res = gatewayResourcesCached(reg, gw, gatewayJson(gw, o, false, false), cache ?? new EnvoyCache());
-    out.set(gw.group, new Snapshot(res));
+    try {
+      // without a cache: a fresh one, so route configurations are still assembled per route
+      const res = gatewayResourcesCached(
+        reg,
+        gw,
+        gatewayJson(gw, o, false, false),
+        cache ?? new EnvoyCache(),
+      );
+      out.set(gw.group, new Snapshot(res));
+    } catch (err) {
+      failures.set(gw.group, err instanceof Error ? err : new Error(String(err)));
+    }
   }
   cache?.sweep();
-  return out;
+  return { snapshots: out, failures };
+}
+
+/** One Snapshot per Gateway of the IR, keyed by node group; throws the first group's failure. */
+export function snapshots(reg: ProtoRegistry, ir: IR, o: EnvoyOptions = {}): Map<string, Snapshot> {
+  const r = buildSnapshots(reg, ir, o);
+  for (const [g, err] of r.failures) throw new Error(`Gateway ${g}: ${err.message}`, { cause: err });
+  return r.snapshots;
 }
 
 /** Publish the snapshots; groups no longer present are cleared. */
