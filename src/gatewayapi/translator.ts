@@ -51,6 +51,12 @@ export interface TranslateResult {
   ir: IR;
   statuses: ObjectStatus[];
   rejected: Rejected[];
+  /**
+   * Gateways (`namespace/name`) whose configuration could not be built (an internal error
+   * on a value nobody foresaw): they are not in `ir`; the providers keep serving their last
+   * good snapshot and report the error on them.
+   */
+  failures: Map<string, Error>;
 }
 
 interface CachedAttach {
@@ -128,10 +134,11 @@ export class RouteCache {
 
 /**
  * attachRoute, but a malformed route we did not foresee never takes the others down: its
- * attachments so far are dropped and it is set aside with the error.
+ * attachments so far are dropped and it is set aside with the error, and the Gateways it
+ * names are marked failed (they keep the configuration served before: see `failures`).
  */
 function attachRoute(...args: Parameters<typeof attachRouteUnsafe>): ParentStatus[] {
-  const [route, , , , , , attach] = args;
+  const [route, , gateways, , , , attach] = args;
   const pending: [GatewayState, Attachment][] = [];
   try {
     const out = attachRouteUnsafe(args[0], args[1], args[2], args[3], args[4], args[5], (gw, a) =>
@@ -141,6 +148,8 @@ function attachRoute(...args: Parameters<typeof attachRouteUnsafe>): ParentStatu
     return out;
   } catch (err) {
     for (const [, a] of pending) a.listener.attachedRoutes--;
+    const what = `${route.kind} ${route.metadata.namespace ?? ''}/${String(route.metadata.name)}: ${String(err).slice(0, 200)}`;
+    for (const gw of parentGateways(route, gateways)) gatewayFailures.set(gw, new Error(what));
     internalErrors.push({
       kind: route.kind,
       namespace: route.metadata.namespace,
@@ -151,6 +160,26 @@ function attachRoute(...args: Parameters<typeof attachRouteUnsafe>): ParentStatu
   }
 }
 let internalErrors: Rejected[] = [];
+/** Gateways (`namespace/name`) whose configuration could not be built in this run, and why. */
+let gatewayFailures = new Map<string, Error>();
+
+/** Keys of the Gateways of ours a route's parentRefs name (never throws). */
+function parentGateways(route: AnyRoute, gateways: ReadonlyMap<string, unknown>): string[] {
+  const out: string[] = [];
+  try {
+    const refs: unknown = route.spec?.parentRefs;
+    if (!Array.isArray(refs)) return out;
+    for (const ref of refs as { name?: unknown; namespace?: unknown }[]) {
+      if (!ref || typeof ref.name !== 'string') continue;
+      const ns = typeof ref.namespace === 'string' ? ref.namespace : route.metadata.namespace;
+      const k = key(ns, ref.name);
+      if (gateways.has(k)) out.push(k);
+    }
+  } catch {
+    /* nothing more to learn from it */
+  }
+  return out;
+}
 
 /** The route with its kind set, once per input object. */
 const routeViews = new WeakMap<object, AnyRoute>();
@@ -177,6 +206,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const now = opts.now ?? new Date(0).toISOString().replace('.000Z', 'Z');
   const objs = new ObjectSet(objects);
   internalErrors = [];
+  gatewayFailures = new Map();
   const classes = buildClasses(objs, controllerName, now);
   const gateways = buildGateways(objs, classes, now);
   const attachments = new Map<GatewayState, Attachment[]>();
@@ -314,7 +344,13 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       name: g.gw.metadata.name!,
       status,
     });
-    if (g.accepted) irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!, opts.cache));
+    if (g.accepted && !gatewayFailures.has(g.key)) {
+      try {
+        irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!, opts.cache));
+      } catch (err) {
+        gatewayFailures.set(g.key, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
   const sk = (s: ObjectStatus): string => {
     let k = statusKeys.get(s);
@@ -331,7 +367,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const rejected = [...objs.rejected, ...internalErrors].sort((a, b) =>
     rk(a) < rk(b) ? -1 : rk(a) > rk(b) ? 1 : 0,
   );
-  return { ir: { gateways: irGateways }, statuses, rejected };
+  return { ir: { gateways: irGateways }, statuses, rejected, failures: gatewayFailures };
 }
 
 function buildGatewayIR(

@@ -4,7 +4,8 @@
  * versions changed, and groups whose Gateway is gone are cleared.
  *
  * Failures are contained: a translation that throws leaves every served snapshot as it
- * was (the run returns undefined); a Gateway whose resources cannot be encoded keeps its
+ * was (the run returns undefined); a Gateway that cannot be translated (an internal error
+ * on a route attached to it or on the Gateway itself) or whose resources cannot be encoded keeps its
  * last good snapshot (or has none yet), is logged with its group, counted in
  * `signalbox_translation_failures_total{gateway}` and reported on its status
  * (Programmed=False, reason Invalid, the error in the message), while the other Gateways'
@@ -106,7 +107,9 @@ export class Pipeline {
       this.o.log.error({ err }, 'translation failed: keeping the snapshots served');
       return undefined;
     }
-    const { snapshots: snaps, failures } = built;
+    const snaps = built.snapshots;
+    // a Gateway fails when it cannot be translated (translator) or encoded (Envoy resources)
+    const failures = new Map([...result.failures, ...built.failures]);
     const changed: string[] = [];
     for (const [g, s] of snaps) {
       const prev = this.o.cache.getGroup(g);
@@ -136,8 +139,8 @@ export class Pipeline {
       this.o.log.error(
         { group: g, err, keptSnapshot },
         keptSnapshot
-          ? 'Gateway configuration could not be encoded: its last good snapshot stays served'
-          : 'Gateway configuration could not be encoded: no snapshot for it yet',
+          ? 'Gateway configuration could not be built: its last good snapshot stays served'
+          : 'Gateway configuration could not be built: no snapshot for it yet',
       );
     }
     for (const g of this.groups) {

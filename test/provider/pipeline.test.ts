@@ -276,3 +276,37 @@ test('standalone folder: a Gateway that fails to encode keeps its snapshot, /deb
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a Gateway that cannot be translated (a route attached to it throws) keeps its last good snapshot; the other updates', async () => {
+  const cache = new SnapshotCache();
+  const metrics = new Metrics();
+  const p = new Pipeline({
+    cache,
+    registry: protoRegistry(),
+    log: silentLogger(),
+    metrics,
+    controllerName: DEFAULT_CONTROLLER_NAME,
+  });
+  const base = [gatewayClass, gateway('gw-a', 8080), gateway('gw-b', 8081), ...backend];
+  p.run([...base, route('a1', 'gw-a', '/a1'), route('b1', 'gw-b', '/b1')]);
+  const a1 = cache.getGroup('default/gw-a')!;
+  // a value nobody foresaw: reading the route's hostnames throws inside the translator (a
+  // non-enumerable getter, so only route attachment meets it, as it would a translator bug)
+  const broken = route('a1', 'gw-a', '/a2');
+  Object.defineProperty(broken.spec, 'hostnames', {
+    enumerable: false,
+    get() {
+      throw new TypeError('surprise');
+    },
+  });
+  const r2 = p.run([...base, broken, route('b1', 'gw-b', '/b2')])!;
+  expect(r2.failures.map((f) => [f.group, f.keptSnapshot])).toEqual([['default/gw-a', true]]);
+  expect(r2.failures[0].error).toMatch(/HTTPRoute default\/a1: TypeError: surprise/);
+  expect(cache.getGroup('default/gw-a')).toBe(a1); // still served as before: /a1
+  expect(routeNames(cache, 'default/gw-a').join()).toContain('a1');
+  expect(routeNames(cache, 'default/gw-b').length).toBeGreaterThan(0);
+  expect(r2.changed).toEqual(['default/gw-b']);
+  expect(programmed(r2.statuses, 'gw-a')).toMatchObject({ status: 'False', reason: 'Invalid' });
+  expect(programmed(r2.statuses, 'gw-b')).toMatchObject({ status: 'True' });
+  expect(await metrics.value('signalbox_translation_failures_total', { gateway: 'default/gw-a' })).toBe(1);
+});
