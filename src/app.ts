@@ -10,6 +10,8 @@ import { KubernetesProvider } from './provider/kubernetes/index.js';
 import { LeaderElector } from './leader/lease.js';
 import type { LeaderOptions } from './leader/lease.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
+import { Readiness } from './readiness/index.js';
+import type { ReadinessMode } from './readiness/index.js';
 import { SnapshotCache } from './xds/cache/cache.js';
 import { protoRegistry } from './xds/proto.js';
 import { AdsServer } from './xds/server/ads.js';
@@ -49,6 +51,14 @@ export interface AppOptions {
   stepTimeoutMs?: number;
   maxRequestsPerSecond?: number;
   defaultMetrics?: boolean;
+  /**
+   * Ready conditions on routes: `proved` (add + probe → promote → drop, see readiness/),
+   * `naive` (one push, Ready at the first ACK of every Envoy), `off` (no Ready condition)
+   */
+  readiness?: ReadinessMode | 'off';
+  /** readiness: how long a phase waits for ACKs, and its probes may take (ms) */
+  readinessAckTimeoutMs?: number;
+  readinessProbeTimeoutMs?: number;
 }
 
 export interface App {
@@ -59,6 +69,7 @@ export interface App {
   files?: FileProvider;
   kube?: KubernetesProvider;
   leader?: LeaderElector;
+  readiness?: Readiness;
   xdsPort: number;
   debugPort: number;
   health?: HealthServer;
@@ -91,6 +102,18 @@ export async function startApp(o: AppOptions): Promise<App> {
   const metrics = new Metrics({ defaultMetrics: o.defaultMetrics });
   const cache = new SnapshotCache(metrics);
   let ready = false;
+  const readiness =
+    o.readiness && o.readiness !== 'off'
+      ? new Readiness({
+          cache,
+          registry,
+          log: o.log.child({ component: 'readiness' }),
+          mode: o.readiness,
+          controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
+          ackTimeoutMs: o.readinessAckTimeoutMs,
+          probeTimeoutMs: o.readinessProbeTimeoutMs,
+        })
+      : undefined;
   let folder: EnvoyFolderProvider | undefined;
   if (o.envoyDir) {
     folder = new EnvoyFolderProvider(o.envoyDir, cache, registry, o.log.child({ provider: 'envoy-folder' }));
@@ -106,6 +129,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
       bindAddress: o.listenerAddress,
       metrics,
+      readiness,
     });
     files.start(); // synchronous too
   }
@@ -124,6 +148,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       statusQps: o.statusQps,
       statusBurst: o.statusBurst,
       writeStatus: o.leaderElection ? () => leader?.isLeader ?? false : undefined,
+      readiness,
     });
     if (o.leaderElection) {
       leader = new LeaderElector(kube.kc, o.leaderElection, o.log.child({ component: 'leader' }));
@@ -142,6 +167,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       log: o.log,
       ready: () => ready,
       extra: {
+        ...(readiness ? { readiness: () => readiness.toJSON() } : {}),
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
         ...(files
           ? {
@@ -212,6 +238,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     files,
     kube,
     leader,
+    readiness,
     xdsPort,
     debugPort,
     health,
@@ -221,6 +248,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       files?.stop();
       await leader?.stop();
       await kube?.stop();
+      readiness?.close();
       await debug?.close();
       await health?.close();
       await ads.close();

@@ -2,7 +2,7 @@
 /** signalbox command line. */
 import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
 import { makeLogger } from './log.js';
@@ -83,9 +83,20 @@ program
     50,
   )
   .option('--listener-address <ip>', 'address the Envoy listeners of Gateways bind', '0.0.0.0')
+  .addOption(
+    new Option(
+      '--readiness <mode>',
+      'Ready condition on routes: proved (add + probe, promote, drop: proved through every Envoy), naive (Ready at the first ACK of every Envoy), off',
+    )
+      .choices(['proved', 'naive', 'off'])
+      .default('off'),
+  )
+  .option('--probe-timeout <seconds>', 'readiness: how long the probes of a phase may take', positive, 30)
   .option('--log-level <level>', 'pino log level', 'info')
   .action(
     async (o: {
+      readiness: 'proved' | 'naive' | 'off';
+      probeTimeout: number;
       xdsAddress: string;
       debugAddress: string;
       healthAddress?: string;
@@ -134,6 +145,8 @@ program
         statusQps: o.statusQps,
         statusBurst: o.statusBurst,
         listenerAddress: o.listenerAddress,
+        readiness: o.readiness,
+        readinessProbeTimeoutMs: o.probeTimeout * 1000,
         defaultMetrics: true,
       });
       const stop = (sig: string) => {

@@ -9,7 +9,10 @@ export interface LoadResult {
   byBackend: Record<string, number>;
 }
 
-export function startLoad(url: string, concurrency = 2): { stop: () => Promise<LoadResult> } {
+export function startLoad(
+  url: string,
+  concurrency = 2,
+): { stop: () => Promise<LoadResult>; live: Readonly<LoadResult> } {
   let running = true;
   const r: LoadResult = { total: 0, ok: 0, failed: 0, failures: [], byBackend: {} };
   const worker = async () => {
@@ -32,6 +35,7 @@ export function startLoad(url: string, concurrency = 2): { stop: () => Promise<L
   };
   const workers = Array.from({ length: concurrency }, () => worker());
   return {
+    live: r,
     stop: async () => {
       running = false;
       await Promise.all(workers);

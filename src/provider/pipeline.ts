@@ -19,6 +19,8 @@ import type { Metrics } from '../metrics.js';
 import type { SnapshotCache } from '../xds/cache/cache.js';
 import type { ProtoRegistry } from '../xds/proto.js';
 import { EnvoyCache, buildSnapshots } from '../xds/translate/index.js';
+import type { Readiness } from '../readiness/index.js';
+import { routeKey } from '../readiness/compose.js';
 import type { SnapshotsResult } from '../xds/translate/index.js';
 
 export const DEFAULT_CONTROLLER_NAME = 'signalbox.dev/gateway-controller';
@@ -36,6 +38,8 @@ export interface PipelineOptions {
   bindAddress?: string;
   /** Gateway status addresses */
   addresses?: string[];
+  /** proved readiness: it owns what each Gateway is served (the phase snapshots) */
+  readiness?: Readiness;
 }
 
 /** A Gateway whose latest configuration could not be built. */
@@ -70,6 +74,25 @@ function programmedFailure(f: GatewayFailure): string {
     `the Envoy configuration of this Gateway could not be built: ${f.error}; ` +
     (f.keptSnapshot ? 'its last good configuration stays served' : 'nothing is served for it yet');
   return m.length > MAX_MESSAGE ? `${m.slice(0, MAX_MESSAGE - 3)}...` : m;
+}
+
+/** Route key (see readiness/compose.ts) → metadata.generation of every route object. */
+function routeGenerations(objects: unknown[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const x of objects) {
+    const o = x as {
+      kind?: unknown;
+      metadata?: { namespace?: unknown; name?: unknown; generation?: unknown };
+    };
+    if (o?.kind !== 'HTTPRoute' && o?.kind !== 'GRPCRoute') continue;
+    const md = o.metadata;
+    if (typeof md?.name !== 'string') continue;
+    out.set(
+      routeKey(o.kind, typeof md.namespace === 'string' ? md.namespace : 'default', md.name),
+      typeof md.generation === 'number' ? md.generation : 1,
+    );
+  }
+  return out;
 }
 
 export class Pipeline {
@@ -111,13 +134,22 @@ export class Pipeline {
     // a Gateway fails when it cannot be translated (translator) or encoded (Envoy resources)
     const failures = new Map([...result.failures, ...built.failures]);
     const changed: string[] = [];
+    const readiness = this.o.readiness;
+    const generations = readiness ? routeGenerations(objects) : undefined;
     for (const [g, s] of snaps) {
-      const prev = this.o.cache.getGroup(g);
-      if (!prev || JSON.stringify(prev.allVersions()) !== JSON.stringify(s.allVersions())) {
-        this.o.cache.setSnapshot(g, s);
+      const prev = readiness ? readiness.desiredOf(g) : this.o.cache.getGroup(g);
+      const same =
+        prev !== undefined && JSON.stringify(prev.allVersions()) === JSON.stringify(s.allVersions());
+      if (!same) {
         changed.push(g);
-        this.o.log.info({ group: g, versions: s.allVersions() }, 'snapshot set');
+        this.o.log.info(
+          { group: g, versions: s.allVersions() },
+          readiness ? 'desired snapshot' : 'snapshot set',
+        );
       }
+      // readiness hears of every run: a route's generation may change without its config
+      if (readiness) readiness.desire(g, same ? prev : s, generations!);
+      else if (!same) this.o.cache.setSnapshot(g, s);
       const was = this.failed.get(g);
       if (was) {
         this.failed.delete(g);
@@ -145,7 +177,8 @@ export class Pipeline {
     }
     for (const g of this.groups) {
       if (!snaps.has(g) && !failures.has(g)) {
-        this.o.cache.clearSnapshot(g);
+        if (readiness) readiness.forget(g);
+        else this.o.cache.clearSnapshot(g);
         this.o.log.info({ group: g }, 'Gateway gone: snapshot cleared');
       }
     }

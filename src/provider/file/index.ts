@@ -24,6 +24,7 @@ import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
+import type { Readiness } from '../../readiness/index.js';
 import { Pipeline, nowRfc3339 } from '../pipeline.js';
 import type { GatewayFailure } from '../pipeline.js';
 import { DirWatcher } from '../watch.js';
@@ -81,6 +82,8 @@ export interface FileProviderOptions {
   bindAddress?: string;
   debounceMs?: number;
   metrics?: Metrics;
+  /** proved readiness (Ready conditions in the route statuses) */
+  readiness?: Readiness;
 }
 
 function keyOf(o: J): string {
@@ -95,6 +98,7 @@ export class FileProvider {
   private readonly pipeline: Pipeline;
   private rv = 0;
   private errs: FileError[] = [];
+  private lastStatuses?: ObjectStatus[];
   /** translations run (one per change of the object set) */
   translations = 0;
 
@@ -107,6 +111,11 @@ export class FileProvider {
       controllerName: o.controllerName,
       bindAddress: o.bindAddress,
       metrics: o.metrics,
+      readiness: o.readiness,
+    });
+    // readiness moves on its own (ACKs, probes): the statuses are decorated again
+    o.readiness?.on('changed', () => {
+      if (this.lastStatuses) this.applyStatuses(this.lastStatuses);
     });
   }
 
@@ -326,8 +335,16 @@ export class FileProvider {
     const objects = [...this.objs.values()].map((s) => s.obj);
     const res = this.pipeline.run(objects);
     if (!res) return;
+    this.lastStatuses = res.statuses;
+    this.applyStatuses(res.statuses);
+    for (const r of res.rejected) this.o.log.warn(r, 'object set aside by the translator');
+  }
+
+  /** Keep on each object the status signalbox would write (with readiness's Ready conditions). */
+  private applyStatuses(statuses: ObjectStatus[]): void {
     const byKey = new Map<string, ObjectStatus>();
-    for (const s of res.statuses) byKey.set(`${s.kind}/${s.namespace ?? ''}/${s.name}`, s);
+    for (const s of this.o.readiness ? this.o.readiness.decorate(statuses) : statuses)
+      byKey.set(`${s.kind}/${s.namespace ?? ''}/${s.name}`, s);
     for (const [k, st] of this.objs) {
       const kind = String(st.obj.kind);
       let next: Record<string, unknown> | null = byKey.get(k)?.status ?? null;
@@ -340,6 +357,5 @@ export class FileProvider {
       if (!next) delete st.obj.status;
       this.o.log.info({ object: k, generation: st.generation, status: next }, 'status changed');
     }
-    for (const r of res.rejected) this.o.log.warn(r, 'object set aside by the translator');
   }
 }

@@ -22,6 +22,7 @@ import type { Metrics } from '../../metrics.js';
 import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import { StatusWriter } from '../../status/index.js';
+import type { Readiness } from '../../readiness/index.js';
 import { Pipeline } from '../pipeline.js';
 import type { GatewayFailure } from '../pipeline.js';
 import { PooledKubeConfig } from './kubeconfig.js';
@@ -106,6 +107,8 @@ export interface KubernetesProviderOptions {
   writeStatus?: () => boolean;
   quietMs?: number;
   maxDelayMs?: number;
+  /** proved readiness (Ready conditions in the route statuses) */
+  readiness?: Readiness;
   /** status writes per second (token bucket rate) and burst */
   statusQps?: number;
   statusBurst?: number;
@@ -213,6 +216,7 @@ export class KubernetesProvider {
   /** the last list error per kind not synced yet */
   private readonly lastListError = new Map<string, string>();
   private allSynced = false;
+  private lastRun?: { objects: Record<string, unknown>[]; statuses: ObjectStatus[] };
   private onSynced?: { resolve: () => void; reject: (err: Error) => void };
   /** event → translation delays of the last runs (ms), for measurement */
   readonly delays: number[] = [];
@@ -227,6 +231,13 @@ export class KubernetesProvider {
       controllerName: o.controllerName,
       bindAddress: o.bindAddress,
       metrics: o.metrics,
+      readiness: o.readiness,
+    });
+    // readiness moves on its own (ACKs, probes): the statuses are decorated and written again
+    o.readiness?.on('changed', () => {
+      const last = this.lastRun;
+      if (!last || this.stopped || (this.o.writeStatus && !this.o.writeStatus())) return;
+      this.enqueueStatus(last.objects, last.statuses);
     });
     this.status = new StatusWriter(
       this.kc,
@@ -433,6 +444,7 @@ export class KubernetesProvider {
     const objects = this.objects();
     const res = this.pipeline.run(objects);
     if (!res) return;
+    this.lastRun = { objects, statuses: res.statuses };
     if (this.o.writeStatus && !this.o.writeStatus()) return;
     // after the sessions had their turn to push the new snapshot: comparing every status
     // with the objects' must not delay what Envoy gets
@@ -465,6 +477,7 @@ export class KubernetesProvider {
         status: { parents: parents.filter((p) => p?.controllerName !== this.o.controllerName) },
       });
     }
-    this.status.enqueue([...statuses, ...extra], current);
+    const decorated = this.o.readiness ? this.o.readiness.decorate(statuses) : statuses;
+    this.status.enqueue([...decorated, ...extra], current);
   }
 }

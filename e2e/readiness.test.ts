@@ -1,0 +1,211 @@
+/**
+ * Proved readiness in standalone mode with a real Envoy (`serve --config-dir --readiness
+ * proved`): a route is Ready only after the add → probe → promote → drop sequence proved its
+ * backend through Envoy; an edit under continuous load moves traffic with no failed request
+ * and passes through Proving to Ready at the new generation; a backend that does not answer
+ * leaves its route ProbeFailed while it keeps serving its previous backend and the other
+ * routes go on; a backend with no endpoints is NoEndpoints.
+ */
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startApp } from '../src/app.js';
+import type { App } from '../src/app.js';
+import { makeLogger, silentLogger } from '../src/log.js';
+import type { RouteReadiness } from '../src/readiness/index.js';
+import { get, startBackend } from './harness/backend.js';
+import type { Backend } from './harness/backend.js';
+import { Envoy, freePort, waitFor } from './harness/envoy.js';
+import { startLoad } from './harness/load.js';
+
+const G = 'gateway.networking.k8s.io/v1';
+const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
+
+interface Cond {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+interface Entry {
+  kind: string;
+  name: string;
+  generation: number;
+  status: { parents?: { conditions: Cond[] }[]; conditions?: Cond[] } | null;
+}
+
+describe('proved readiness (standalone, real Envoy)', () => {
+  let dir: string;
+  let app: App;
+  let envoy: Envoy;
+  let a: Backend;
+  let b: Backend;
+  let port: number;
+  const seen: RouteReadiness[] = [];
+
+  const service = (name: string, endpoints: { host: string; port: number }[]) => [
+    { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'http', port: 80 }] } },
+    {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: endpoints[0]?.port ?? 80 }],
+      endpoints: endpoints.map((e) => ({ addresses: [e.host], conditions: { ready: true } })),
+    },
+  ];
+  const route = (name: string, path: string, backend: string) => ({
+    apiVersion: G,
+    kind: 'HTTPRoute',
+    metadata: { name },
+    spec: {
+      parentRefs: [{ name: 'gw' }],
+      rules: [
+        {
+          matches: [{ path: { type: 'PathPrefix', value: path } }],
+          backendRefs: [{ name: backend, port: 80 }],
+        },
+      ],
+    },
+  });
+  const replace = (file: string, text: string) => {
+    writeFileSync(join(dir, `.${file}.tmp`), text);
+    renameSync(join(dir, `.${file}.tmp`), join(dir, file));
+  };
+  const ready = async (name: string): Promise<Cond | undefined> => {
+    const all = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`)).json()) as Entry[];
+    const e = all.find((x) => x.kind === 'HTTPRoute' && x.name === name);
+    return e?.status?.parents?.[0]?.conditions.find((c) => c.type === 'Ready');
+  };
+  const readyIs = (name: string, reason: string, generation: number) =>
+    waitFor(
+      `${name} Ready reason ${reason} at generation ${generation}`,
+      async () => {
+        const c = await ready(name);
+        return c?.reason === reason && c.observedGeneration === generation ? c : undefined;
+      },
+      60_000,
+    ).catch(async (err: Error) => {
+      // what readiness was doing, for the failure message
+      throw new Error(
+        `${err.message}; Ready: ${JSON.stringify(await ready(name))}; readiness: ${JSON.stringify(app.readiness?.toJSON())}`,
+      );
+    });
+
+  beforeAll(async () => {
+    a = await startBackend('a', '127.0.0.2');
+    b = await startBackend('b', '127.0.0.3');
+    port = await freePort();
+    const deadPort = await freePort(); // nobody listens there
+    dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-'));
+    writeFileSync(
+      join(dir, 'gateway.yaml'),
+      yamlOf(
+        {
+          apiVersion: G,
+          kind: 'GatewayClass',
+          metadata: { name: 'sb' },
+          spec: { controllerName: 'signalbox.dev/gateway-controller' },
+        },
+        {
+          apiVersion: G,
+          kind: 'Gateway',
+          metadata: { name: 'gw' },
+          spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
+        },
+      ),
+    );
+    writeFileSync(
+      join(dir, 'services.yaml'),
+      yamlOf(
+        ...service('svc-a', [a]),
+        ...service('svc-b', [b]),
+        ...service('svc-dead', [{ host: '127.0.0.4', port: deadPort }]),
+        ...service('svc-empty', []),
+      ),
+    );
+    writeFileSync(join(dir, 'web.yaml'), yamlOf(route('web', '/', 'svc-a')));
+    writeFileSync(join(dir, 'other.yaml'), yamlOf(route('other', '/other', 'svc-a')));
+    app = await startApp({
+      log: silentLogger(),
+      xdsAddress: '127.0.0.1:0',
+      debugAddress: '127.0.0.1:0',
+      configDir: dir,
+      listenerAddress: '127.0.0.1',
+      readiness: 'proved',
+      readinessAckTimeoutMs: 20_000,
+      readinessProbeTimeoutMs: 4_000,
+      ...(process.env.READINESS_LOG ? { log: makeLogger({ level: process.env.READINESS_LOG }) } : {}),
+    });
+    app.readiness!.on('changed', () => seen.push(...app.readiness!.states().map((s) => ({ ...s }))));
+    envoy = await Envoy.start({ nodeId: 'envoy-1', group: 'default/gw', xdsPort: app.xdsPort });
+  });
+
+  afterAll(async () => {
+    await envoy?.stop();
+    await app?.close();
+    await a?.close();
+    await b?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a new route is Ready once proved through the Envoy; the debug endpoint shows the probe', async () => {
+    const c = await readyIs('web', 'Ready', 1);
+    expect(c.status).toBe('True');
+    expect((await get(`http://127.0.0.1:${port}/x`)).backend).toBe('a');
+    const dbg = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/readiness`)).json()) as {
+      mode: string;
+      routes: RouteReadiness[];
+    };
+    expect(dbg.mode).toBe('proved');
+    const web = dbg.routes.find((r) => r.route === 'httproute/default/web')!;
+    expect(web).toMatchObject({ group: 'default/gw', ready: true, phase: 'done' });
+    expect(web.nodes.map((n) => [n.node, n.probe?.ok])).toEqual([['envoy-1', true]]);
+    // the probe routes are gone once the route is Ready: normal traffic never sees them
+    const rc = JSON.stringify(await envoy.configDump('?resource=dynamic_route_configs'));
+    expect(rc).not.toContain('/probe/');
+  });
+
+  test('an edit under load: Proving, then Ready at generation 2, traffic moved, no failed request', async () => {
+    const load = startLoad(`http://127.0.0.1:${port}/load`);
+    await waitFor('load running', () => load.live.ok >= 50, 30_000, 20);
+    seen.length = 0;
+    replace('web.yaml', yamlOf(route('web', '/', 'svc-b')));
+    await readyIs('web', 'Ready', 2);
+    const atReady = load.live.byBackend.b ?? 0;
+    await waitFor('load through b', () => (load.live.byBackend.b ?? 0) >= atReady + 50, 30_000, 20);
+    const res = await load.stop();
+    expect(res.failures).toEqual([]);
+    expect(res.failed).toBe(0);
+    expect(res.byBackend.a).toBeGreaterThanOrEqual(50);
+
+    expect((await get(`http://127.0.0.1:${port}/y`)).backend).toBe('b');
+    const phases = seen
+      .filter((s) => s.route === 'httproute/default/web')
+      .map((s) => `${s.reason}/${s.phase}`);
+    expect(phases).toContain('Proving/add');
+    expect(phases[phases.length - 1]).toBe('Ready/done');
+  });
+
+  test('a backend that does not answer: ProbeFailed, the route keeps its previous backend, the others go on', async () => {
+    replace('other.yaml', yamlOf(route('other', '/other', 'svc-dead')));
+    const c = await readyIs('other', 'ProbeFailed', 2);
+    expect(c.status).toBe('False');
+    expect(c.message).toMatch(/envoy-1/);
+    // still served by its previous backend, never by the dead one
+    expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
+    expect((await ready('web'))?.reason).toBe('Ready');
+    // a route edited meanwhile is proved as usual
+    replace('web.yaml', yamlOf(route('web', '/', 'svc-a')));
+    await readyIs('web', 'Ready', 3);
+    expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
+  });
+
+  test('a backend with no endpoints: NoEndpoints', async () => {
+    replace('other.yaml', yamlOf(route('other', '/other', 'svc-empty')));
+    const c = await readyIs('other', 'NoEndpoints', 3);
+    expect(c.status).toBe('False');
+  });
+});

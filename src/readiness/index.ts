@@ -1,0 +1,774 @@
+/**
+ * Proved readiness. The readiness layer owns what each Gateway's Envoys are served: the
+ * pipeline hands it the desired snapshot of a Gateway (`desire`), and it moves the Gateway
+ * there route by route, proving each changed route through the data plane (xds-rules 16-18):
+ *
+ *   1 add:     the changed routes keep what they served (their old entries, or none when
+ *              new); their new clusters and endpoints are added, with one probe route per
+ *              new backend (matched only by the probe header carrying the hash of the
+ *              route's desired state); every connected Envoy of the Gateway must ACK; each
+ *              is probed until the answer proves it applied that state and the backend
+ *              answered;
+ *   2 promote: the routes whose probes passed serve their new entries (probe routes stay:
+ *              dropping them in the same push causes a 503 spike); ACK; probed again;
+ *   3 drop:    probe routes and whatever nothing references any more go; ACK.
+ *
+ * A route is Ready once phase 3 is ACKed. A route whose probes fail (ProbeFailed) or whose
+ * change Envoy NACKs (Nacked) keeps serving what it served before (or nothing, if it never
+ * was) while the Gateway's other routes go on; it is tried again when it is edited. A route
+ * whose backends have no endpoints is promoted without a probe (NoEndpoints), a Gateway
+ * with no Envoy connected leaves its routes NoDataPlane. Edits arriving during phase 1
+ * supersede it (a new sequence starts from the newest desired state); once promoted, a
+ * sequence runs to its end. `naive` mode is the baseline: one push, Ready at the first ACK
+ * of every Envoy.
+ */
+import { EventEmitter } from 'node:events';
+import type { Condition, ObjectStatus } from '../gatewayapi/index.js';
+import type { Logger } from '../log.js';
+import type { SnapshotCache } from '../xds/cache/cache.js';
+import type { StreamLedger } from '../xds/cache/ledger.js';
+import type { Snapshot } from '../xds/cache/snapshot.js';
+import type { JsonObject, ProtoRegistry } from '../xds/proto.js';
+import { TypeUrl, makeResource } from '../xds/resource.js';
+import type { Resource } from '../xds/resource.js';
+import {
+  clustersOf,
+  compose,
+  endpointCount,
+  entriesByRoute,
+  fingerprint,
+  parseRouteKey,
+  routeKey,
+  withRoutes,
+} from './compose.js';
+import type { EntryRef } from './compose.js';
+import { withProbeRoutes } from './probe.js';
+import type { ProbeRequest } from './probe.js';
+import { probeUntil } from './prober.js';
+import type { ProbeOutcome, ProbeTarget } from './prober.js';
+
+export type ReadinessMode = 'proved' | 'naive';
+export type ReadyReason = 'Ready' | 'Proving' | 'Nacked' | 'ProbeFailed' | 'NoEndpoints' | 'NoDataPlane';
+export type Phase = 'add' | 'promote' | 'drop' | 'done';
+
+export interface NodeReadiness {
+  node: string;
+  stream: number;
+  acked: boolean;
+  error?: string;
+  probe?: { ok: boolean; reason?: string; status?: number; detail?: string; attempts?: number; at: string };
+}
+
+export interface RouteReadiness {
+  /** `<kind>/<namespace>/<name>` (lower-case kind) */
+  route: string;
+  /** the Gateway, `<namespace>/<name>` */
+  group: string;
+  generation: number;
+  ready: boolean;
+  reason: ReadyReason;
+  message: string;
+  phase: Phase;
+  /** hash of the desired state being (or last) proved */
+  hash: string;
+  /** when `ready`/`reason` last changed (RFC 3339) */
+  since: string;
+  nodes: NodeReadiness[];
+}
+
+export interface ReadinessOptions {
+  cache: SnapshotCache;
+  registry: ProtoRegistry;
+  log: Logger;
+  mode: ReadinessMode;
+  controllerName: string;
+  /** how long a phase waits for every Envoy's ACK (ms) */
+  ackTimeoutMs?: number;
+  /** how long the probes of a phase may take (ms) */
+  probeTimeoutMs?: number;
+}
+
+const rfc3339 = (d = new Date()) => d.toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** Host part of a gRPC peer string (`127.0.0.1:4567`, `[::1]:4567`, `ipv4:...`). */
+export function peerHost(peer: string): string {
+  let p = peer.replace(/^ipv[46]:/, '');
+  if (p.startsWith('[')) p = p.slice(1, p.indexOf(']'));
+  else if (p.split(':').length === 2) p = p.slice(0, p.lastIndexOf(':'));
+  return p.replace(/^::ffff:/, '');
+}
+
+type Applied =
+  | { outcome: 'acked'; nodes: NodeReadiness[] }
+  | { outcome: 'nacked'; error: string; nodes: NodeReadiness[] }
+  | { outcome: 'timeout'; nodes: NodeReadiness[] }
+  | { outcome: 'nodata'; nodes: NodeReadiness[] }
+  | { outcome: 'aborted'; nodes: NodeReadiness[] };
+
+/** Whether a stream holds `snap` (ACKed every resource it needs, nothing removed still held). */
+export function streamHolds(st: StreamLedger, snap: Snapshot): true | false | { nacked: string } {
+  const r = (t: TypeUrl, name: string) => st.types.get(t)?.resources.get(name);
+  let ok = true;
+  const need = (t: TypeUrl, res: Resource | undefined): boolean | { nacked: string } => {
+    if (!res) return true;
+    const x = r(t, res.name);
+    if (x?.acked === res.hash) return true;
+    if (x?.nacked === res.hash) return { nacked: x.error ?? 'NACKed' };
+    return false;
+  };
+  const check = (v: boolean | { nacked: string }): { nacked: string } | undefined => {
+    if (v === false) ok = false;
+    return typeof v === 'object' ? v : undefined;
+  };
+  for (const l of snap.get(TypeUrl.Listener).values()) {
+    const n = check(need(TypeUrl.Listener, l));
+    if (n) return n;
+    for (const rc of l.deps.routes) {
+      const m = check(need(TypeUrl.Route, snap.get(TypeUrl.Route).get(rc)));
+      if (m) return m;
+    }
+    for (const s of l.deps.secrets) check(need(TypeUrl.Secret, snap.get(TypeUrl.Secret).get(s)));
+  }
+  for (const c of snap.get(TypeUrl.Cluster).values()) {
+    const n = check(need(TypeUrl.Cluster, c));
+    if (n) return n;
+    for (const e of c.deps.endpoints) {
+      const m = check(need(TypeUrl.Endpoint, snap.get(TypeUrl.Endpoint).get(e)));
+      if (m) return m;
+    }
+  }
+  // wildcard types carry the whole set: what the snapshot dropped must be gone too
+  for (const t of [TypeUrl.Listener, TypeUrl.Cluster]) {
+    for (const [name, x] of st.types.get(t)?.resources ?? [])
+      if (x.acked !== undefined && !snap.get(t).has(name)) ok = false;
+  }
+  return ok;
+}
+
+class GroupRunner {
+  desired?: Snapshot;
+  generations = new Map<string, number>();
+  /** the snapshot of the last finished sequence: every route's promoted entries */
+  base?: Snapshot;
+  /** route → fingerprint of the state it serves as its main route */
+  readonly promoted = new Map<string, string>();
+  /** route → fingerprint that failed (ProbeFailed/Nacked): not retried until edited */
+  readonly failedFp = new Map<string, string>();
+  readonly states = new Map<string, RouteReadiness>();
+  private running = false;
+  private pending = false;
+  private abort?: AbortController;
+  closed = false;
+  private readonly onConnect = (st: StreamLedger) => {
+    if (st.group === this.group && [...this.states.values()].some((s) => s.reason === 'NoDataPlane')) {
+      for (const s of this.states.values()) if (s.reason === 'NoDataPlane') this.promoted.delete(s.route);
+      this.kick();
+    }
+  };
+
+  constructor(
+    readonly group: string,
+    private readonly r: Readiness,
+    private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger },
+  ) {
+    o.cache.ledger.on('connect', this.onConnect);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.abort?.abort();
+    this.o.cache.ledger.off('connect', this.onConnect);
+  }
+
+  kick(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.pending = true;
+      this.abort?.abort();
+      return;
+    }
+    this.running = true;
+    void (async () => {
+      try {
+        do {
+          this.pending = false;
+          const d = this.desired;
+          if (!d || this.closed) break;
+          try {
+            await this.sequence(d);
+          } catch (err) {
+            this.o.log.error(
+              { err, gateway: this.group },
+              'readiness sequence failed: serving the desired state',
+            );
+            this.set(d);
+          }
+        } while (this.pending && !this.closed);
+      } finally {
+        this.running = false;
+      }
+    })();
+  }
+
+  private set(s: Snapshot): void {
+    if (!this.closed) this.o.cache.setSnapshot(this.group, s);
+  }
+
+  private setState(k: string, patch: Partial<RouteReadiness>): void {
+    const prev = this.states.get(k);
+    const { namespace, name } = parseRouteKey(k);
+    const next: RouteReadiness = {
+      route: k,
+      group: this.group,
+      ready: false,
+      reason: 'Proving',
+      message: '',
+      phase: 'add',
+      hash: '',
+      since: rfc3339(),
+      nodes: [],
+      ...prev,
+      generation: this.generations.get(k) ?? prev?.generation ?? 0,
+      ...patch,
+    };
+    if (prev && prev.ready === next.ready && prev.reason === next.reason) next.since = prev.since;
+    else next.since = rfc3339();
+    this.states.set(k, next);
+    if (JSON.stringify(prev) !== JSON.stringify(next)) {
+      if (!prev || prev.reason !== next.reason || prev.phase !== next.phase)
+        this.o.log.info(
+          {
+            gateway: this.group,
+            route: `${namespace}/${name}`,
+            phase: next.phase,
+            reason: next.reason,
+            hash: next.hash,
+          },
+          next.message || `route ${next.reason}`,
+        );
+      this.r.changed();
+    }
+  }
+
+  private async sequence(d: Snapshot): Promise<void> {
+    const byRoute = entriesByRoute(d);
+    const fps = new Map<string, string>();
+    for (const [k, refs] of byRoute) fps.set(k, fingerprint(d, refs));
+    for (const k of [...this.states.keys()])
+      if (!fps.has(k)) {
+        this.states.delete(k);
+        this.promoted.delete(k);
+        this.failedFp.delete(k);
+        this.r.changed();
+      }
+    for (const [k, fp] of fps) {
+      const st = this.states.get(k);
+      // an edit bumps the generation the condition describes, even when Envoy sees no change
+      if (st && st.generation !== (this.generations.get(k) ?? st.generation) && this.promoted.get(k) === fp)
+        this.setState(k, { generation: this.generations.get(k) });
+    }
+    const changed = [...fps.keys()].filter(
+      (k) => this.promoted.get(k) !== fps.get(k) && this.failedFp.get(k) !== fps.get(k),
+    );
+    if (changed.length === 0) {
+      if (this.base !== d && this.served() !== d) {
+        const keep = this.keepFailed(fps);
+        const s = compose(this.o.registry, d, this.base, keep);
+        this.set(s);
+        await this.waitApplied(s);
+        this.base = s;
+      }
+      return;
+    }
+    for (const k of changed) {
+      this.failedFp.delete(k);
+      this.setState(k, {
+        reason: 'Proving',
+        ready: false,
+        phase: 'add',
+        hash: fps.get(k),
+        message: 'proving the new state through the data plane',
+        nodes: [],
+      });
+    }
+    if (this.o.mode === 'naive') return this.naive(d, fps, changed);
+
+    const clustersOfRoute = (k: string) => [
+      ...new Set((byRoute.get(k) ?? []).flatMap((r) => clustersOf(r.entry))),
+    ];
+    const noBackend = changed.filter((k) => clustersOfRoute(k).length === 0);
+    const noEndpoints = changed.filter(
+      (k) => !noBackend.includes(k) && clustersOfRoute(k).every((c) => endpointCount(d, c) === 0),
+    );
+    const toProve = changed.filter((k) => !noBackend.includes(k) && !noEndpoints.includes(k));
+    const oldOrNone = (k: string): 'old' | 'none' =>
+      this.base && entriesByRoute(this.base).has(k) ? 'old' : 'none';
+
+    // ---- phase 1: add (changed routes as they were; new backends behind probe routes)
+    const keepFailedOthers = this.keepFailed(fps, changed);
+    const keep1 = new Map(keepFailedOthers);
+    for (const k of toProve) keep1.set(k, oldOrNone(k));
+    const core1 = compose(this.o.registry, d, this.base, keep1);
+    const { snap: p1, probes } = this.withProbes(core1, d, byRoute, toProve, fps);
+    // a route none of whose entries can be probed (no usable upstream, no Host Envoy would
+    // route to it) is promoted unproved, like a redirect
+    const probed = new Set(probes.map((p) => p.route));
+    for (const k of toProve.filter((x) => !probed.has(x))) {
+      toProve.splice(toProve.indexOf(k), 1);
+      noBackend.push(k);
+    }
+    this.abort = new AbortController();
+    this.set(p1);
+    const a1 = await this.waitApplied(p1, this.abort.signal);
+    if (a1.outcome === 'aborted') return; // superseded by a newer desired state
+    if (a1.outcome === 'nodata') return this.noDataPlane(d, fps, changed, keepFailedOthers);
+    if (a1.outcome === 'nacked' || a1.outcome === 'timeout') {
+      const reason = a1.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed';
+      const msg =
+        a1.outcome === 'nacked'
+          ? `Envoy rejected the change: ${a1.error}`
+          : `not every Envoy ACKed the change within ${this.o.ackTimeoutMs} ms: ${a1.nodes
+              .filter((n) => !n.acked)
+              .map((n) => n.node)
+              .join(', ')}`;
+      for (const k of toProve) {
+        this.failedFp.set(k, fps.get(k)!);
+        this.setState(k, { reason, ready: false, phase: 'done', message: msg, nodes: a1.nodes });
+      }
+      // serve what was served for them; everything else goes on
+      const keep = new Map(keepFailedOthers);
+      for (const k of toProve) keep.set(k, oldOrNone(k));
+      const s = compose(this.o.registry, d, this.base, keep);
+      this.set(s);
+      await this.waitApplied(s);
+      this.finish(s, fps, [...noBackend, ...noEndpoints]);
+      return;
+    }
+    for (const k of toProve) this.setState(k, { nodes: a1.nodes });
+    const r1 = await this.probeAll(probes, d, this.abort.signal);
+    if (r1.aborted) return;
+    const passed = toProve.filter((k) => {
+      const ns = r1.byRoute.get(k) ?? [];
+      return ns.length > 0 && ns.every((x) => x.probe?.ok);
+    });
+    const failed = toProve.filter((k) => !passed.includes(k));
+    for (const k of failed) {
+      this.failedFp.set(k, fps.get(k)!);
+      const nodes = r1.byRoute.get(k) ?? [];
+      const bad = nodes.filter((n) => !n.probe?.ok);
+      this.setState(k, {
+        reason: 'ProbeFailed',
+        ready: false,
+        phase: 'done',
+        nodes,
+        message: `probe through the data plane failed: ${bad.map((n) => `${n.node}: ${n.probe?.reason ?? '?'} ${n.probe?.detail ?? ''}`.trim()).join('; ')}; the route keeps serving its previous state`,
+      });
+    }
+    if (this.pending) return; // a newer state: prove that instead (nothing promoted yet)
+    this.abort = undefined;
+
+    // ---- phase 2: promote (probe routes stay)
+    const keep2 = new Map(keepFailedOthers);
+    for (const k of failed) keep2.set(k, oldOrNone(k));
+    const core2 = compose(this.o.registry, d, this.base, keep2);
+    for (const k of [...passed, ...noBackend, ...noEndpoints]) this.setState(k, { phase: 'promote' });
+    const { snap: p2, probes: probes2 } = this.withProbes(core2, d, byRoute, passed, fps);
+    this.set(p2);
+    const a2 = await this.waitApplied(p2);
+    if (a2.outcome === 'acked' && passed.length > 0) {
+      const r2 = await this.probeAll(probes2, d);
+      for (const k of passed) this.setState(k, { nodes: r2.byRoute.get(k) ?? [] });
+    }
+
+    // ---- phase 3: drop the probe routes
+    for (const k of [...passed, ...noBackend, ...noEndpoints]) this.setState(k, { phase: 'drop' });
+    const p3 = core2;
+    this.set(p3);
+    const a3 = await this.waitApplied(p3);
+    for (const k of passed) {
+      const nodes = this.states.get(k)?.nodes ?? [];
+      const probeBad = nodes.filter((n) => n.probe && !n.probe.ok);
+      if (a3.outcome === 'acked' && probeBad.length === 0)
+        this.setState(k, {
+          ready: true,
+          reason: 'Ready',
+          phase: 'done',
+          message: `proved through ${nodes.length} Envoy(s)`,
+        });
+      else
+        this.setState(k, {
+          ready: false,
+          reason: a3.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed',
+          phase: 'done',
+          message:
+            a3.outcome === 'nacked'
+              ? `Envoy rejected the change: ${a3.error}`
+              : `after promotion: ${probeBad.map((n) => `${n.node}: ${n.probe?.reason ?? ''}`).join('; ') || `not ACKed (${a3.outcome})`}`,
+        });
+    }
+    this.finish(p3, fps, [...passed, ...noBackend, ...noEndpoints], a3);
+  }
+
+  /** Routes promoted without a probe (nothing to prove, or no endpoints) and the end of a sequence. */
+  private finish(s: Snapshot, fps: Map<string, string>, promote: string[], applied?: Applied): void {
+    this.base = s;
+    for (const k of promote) {
+      this.promoted.set(k, fps.get(k)!);
+      const st = this.states.get(k);
+      if (st?.reason !== 'Proving' && st?.phase === 'done') continue;
+      const noEp = st && this.desired && (entriesByRoute(s).get(k) ?? []).length > 0;
+      const clusters = [...new Set((entriesByRoute(s).get(k) ?? []).flatMap((r) => clustersOf(r.entry)))];
+      if (noEp && clusters.length > 0 && clusters.every((c) => endpointCount(s, c) === 0))
+        this.setState(k, {
+          ready: false,
+          reason: 'NoEndpoints',
+          phase: 'done',
+          message: 'no backend of this route has a ready endpoint',
+        });
+      else if (!applied || applied.outcome === 'acked')
+        this.setState(k, {
+          ready: true,
+          reason: 'Ready',
+          phase: 'done',
+          message: 'no backend to prove (redirect or fixed response); ACKed by every Envoy',
+        });
+    }
+  }
+
+  /** What failed earlier and was not edited since keeps serving its previous state. */
+  private keepFailed(fps: Map<string, string>, except: string[] = []): Map<string, 'old' | 'none'> {
+    const keep = new Map<string, 'old' | 'none'>();
+    const baseEntries = this.base ? entriesByRoute(this.base) : new Map<string, EntryRef[]>();
+    for (const [k, fp] of this.failedFp)
+      if (fps.get(k) === fp && !except.includes(k)) keep.set(k, baseEntries.has(k) ? 'old' : 'none');
+    return keep;
+  }
+
+  private served(): Snapshot | undefined {
+    return this.o.cache.getGroup(this.group);
+  }
+
+  private async naive(d: Snapshot, fps: Map<string, string>, changed: string[]): Promise<void> {
+    this.set(d);
+    const a = await this.waitApplied(d);
+    this.base = d;
+    for (const k of changed) {
+      this.promoted.set(k, fps.get(k)!);
+      if (a.outcome === 'acked')
+        this.setState(k, {
+          ready: true,
+          reason: 'Ready',
+          phase: 'done',
+          nodes: a.nodes,
+          message: `ACKed by ${a.nodes.length} Envoy(s) (naive: not probed)`,
+        });
+      else if (a.outcome === 'nodata')
+        this.setState(k, {
+          reason: 'NoDataPlane',
+          phase: 'done',
+          message: `no Envoy of Gateway ${this.group} is connected`,
+        });
+      else
+        this.setState(k, {
+          reason: a.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed',
+          phase: 'done',
+          nodes: a.nodes,
+          message:
+            a.outcome === 'nacked' ? `Envoy rejected the change: ${a.error}` : `not ACKed (${a.outcome})`,
+        });
+    }
+  }
+
+  private noDataPlane(
+    d: Snapshot,
+    fps: Map<string, string>,
+    changed: string[],
+    keep: Map<string, 'old' | 'none'>,
+  ): void {
+    // nobody to drop requests for: serve the desired state, prove it when an Envoy connects
+    const s = compose(this.o.registry, d, this.base, keep);
+    this.set(s);
+    this.base = s;
+    for (const k of changed) {
+      this.promoted.set(k, fps.get(k)!);
+      this.setState(k, {
+        ready: false,
+        reason: 'NoDataPlane',
+        phase: 'done',
+        message: `no Envoy of Gateway ${this.group} is connected`,
+      });
+    }
+  }
+
+  /** Add the probe routes of `routes` (entries from `desired`) to `core`. */
+  private withProbes(
+    core: Snapshot,
+    desired: Snapshot,
+    byRoute: Map<string, EntryRef[]>,
+    routes: string[],
+    fps: Map<string, string>,
+  ): { snap: Snapshot; probes: { route: string; rc: string; req: ProbeRequest }[] } {
+    if (routes.length === 0) return { snap: core, probes: [] };
+    const perRc = new Map<string, { name: string; hash: string; route: string }[]>();
+    for (const k of routes)
+      for (const ref of byRoute.get(k) ?? []) {
+        let l = perRc.get(ref.rc);
+        if (!l) perRc.set(ref.rc, (l = []));
+        l.push({ name: String(ref.entry.name), hash: fps.get(k)!, route: k });
+      }
+    const replaced: Resource[] = [];
+    const probes: { route: string; rc: string; req: ProbeRequest }[] = [];
+    for (const [rc, entries] of perRc) {
+      const from = desired.get(TypeUrl.Route).get(rc)?.json as JsonObject;
+      const into = (core.get(TypeUrl.Route).get(rc)?.json as JsonObject | undefined) ?? {
+        ...from,
+        virtual_hosts: [],
+      };
+      const out = withProbeRoutes(
+        into,
+        entries.map(({ name, hash }) => ({ name, hash })),
+        from,
+      );
+      replaced.push(makeResource(this.o.registry, TypeUrl.Route, out.json));
+      const routeOf = new Map(entries.map((e) => [e.name, e.route]));
+      for (const req of out.probes) probes.push({ route: routeOf.get(req.routeEntry) ?? '', rc, req });
+    }
+    return { snap: withRoutes(core, replaced, desired), probes };
+  }
+
+  /** Wait until every connected Envoy of the group holds `snap` (or NACKed it, or time is up). */
+  private waitApplied(snap: Snapshot, signal?: AbortSignal): Promise<Applied> {
+    const ledger = this.o.cache.ledger;
+    return new Promise((resolve) => {
+      let settled = false;
+      const nodes = (): NodeReadiness[] =>
+        this.o.cache.streamsOf(this.group).map((st) => {
+          const h = streamHolds(st, snap);
+          return {
+            node: st.id,
+            stream: st.streamId,
+            acked: h === true,
+            ...(typeof h === 'object' ? { error: h.nacked } : {}),
+          };
+        });
+      const done = (a: Applied) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        clearTimeout(noData);
+        for (const e of ['ack', 'nack', 'connect', 'disconnect'] as const) ledger.off(e, check);
+        signal?.removeEventListener('abort', onAbort);
+        resolve(a);
+      };
+      const check = () => {
+        const ns = nodes();
+        if (ns.length === 0) return;
+        const nack = ns.find((n) => n.error !== undefined);
+        if (nack) return done({ outcome: 'nacked', error: `${nack.node}: ${nack.error}`, nodes: ns });
+        if (ns.every((n) => n.acked)) done({ outcome: 'acked', nodes: ns });
+      };
+      const onAbort = () => done({ outcome: 'aborted', nodes: nodes() });
+      const timer = setTimeout(() => {
+        const ns = nodes();
+        done(ns.length === 0 ? { outcome: 'nodata', nodes: ns } : { outcome: 'timeout', nodes: ns });
+      }, this.o.ackTimeoutMs);
+      // no Envoy at all: not worth the whole ACK timeout
+      const noData = setTimeout(
+        () => {
+          if (nodes().length === 0) done({ outcome: 'nodata', nodes: [] });
+        },
+        Math.min(this.o.ackTimeoutMs, 2000),
+      );
+      for (const e of ['ack', 'nack', 'connect', 'disconnect'] as const) ledger.on(e, check);
+      signal?.addEventListener('abort', onAbort);
+      if (signal?.aborted) return onAbort();
+      check();
+    });
+  }
+
+  /** Probe every connected Envoy of the group with every probe request; results per route. */
+  private async probeAll(
+    probes: { route: string; rc: string; req: ProbeRequest }[],
+    d: Snapshot,
+    signal?: AbortSignal,
+  ): Promise<{ aborted: boolean; byRoute: Map<string, NodeReadiness[]> }> {
+    const streams = this.o.cache.streamsOf(this.group);
+    const byRoute = new Map<string, NodeReadiness[]>();
+    const jobs: Promise<void>[] = [];
+    for (const p of probes) {
+      const listener = [...d.get(TypeUrl.Listener).values()].find((l) => l.deps.routes.includes(p.rc));
+      const sa = (listener?.json.address as JsonObject | undefined)?.socket_address as JsonObject | undefined;
+      const port = Number(sa?.port_value ?? 0);
+      const tls = ((listener?.json.filter_chains as JsonObject[] | undefined) ?? []).some(
+        (fc) => fc.transport_socket,
+      );
+      for (const st of streams) {
+        const target: ProbeTarget = {
+          address: peerHost(st.peer),
+          port,
+          ...(tls ? { tls: { servername: p.req.host } } : {}),
+        };
+        jobs.push(
+          probeUntil(target, p.req, { timeoutMs: this.o.probeTimeoutMs, signal }).then(
+            (o: ProbeOutcome & { attempts: number }) => {
+              let l = byRoute.get(p.route);
+              if (!l) byRoute.set(p.route, (l = []));
+              const prev = l.find((n) => n.stream === st.streamId);
+              const probe = {
+                ok: o.ok,
+                ...(o.ok ? { status: o.status } : { reason: o.reason, status: o.status, detail: o.detail }),
+                attempts: o.attempts,
+                at: rfc3339(),
+              };
+              // one entry per Envoy: the worst of its probes (one per backend)
+              if (!prev) l.push({ node: st.id, stream: st.streamId, acked: true, probe });
+              else if (prev.probe?.ok && !o.ok) prev.probe = probe;
+            },
+          ),
+        );
+      }
+    }
+    await Promise.all(jobs);
+    for (const p of probes) if (!byRoute.has(p.route)) byRoute.set(p.route, []);
+    return { aborted: signal?.aborted ?? false, byRoute };
+  }
+}
+
+export class Readiness extends EventEmitter<{ changed: [] }> {
+  private readonly groups = new Map<string, GroupRunner>();
+  private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger };
+  private scheduled = false;
+
+  constructor(o: ReadinessOptions) {
+    super();
+    this.o = { ackTimeoutMs: 30_000, probeTimeoutMs: 30_000, ...o };
+  }
+
+  get mode(): ReadinessMode {
+    return this.o.mode;
+  }
+
+  /** The pipeline's desired snapshot of a Gateway; `generations`: route key → generation. */
+  desire(group: string, snap: Snapshot, generations: ReadonlyMap<string, number>): void {
+    let g = this.groups.get(group);
+    if (!g) this.groups.set(group, (g = new GroupRunner(group, this, this.o)));
+    g.desired = snap;
+    for (const [k, v] of generations) g.generations.set(k, v);
+    g.kick();
+  }
+
+  desiredOf(group: string): Snapshot | undefined {
+    return this.groups.get(group)?.desired;
+  }
+
+  /** The Gateway is gone. */
+  forget(group: string): void {
+    const g = this.groups.get(group);
+    if (!g) return;
+    g.close();
+    this.groups.delete(group);
+    this.o.cache.clearSnapshot(group);
+    this.changed();
+  }
+
+  /** @internal */
+  changed(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.emit('changed');
+    });
+  }
+
+  states(): RouteReadiness[] {
+    return [...this.groups.values()]
+      .flatMap((g) => [...g.states.values()])
+      .sort((a, b) => (a.group + a.route < b.group + b.route ? -1 : 1));
+  }
+
+  state(route: string, group: string): RouteReadiness | undefined {
+    return this.groups.get(group)?.states.get(route);
+  }
+
+  /**
+   * Statuses with a Ready condition in every RouteParentStatus of ours that is Accepted, and
+   * the Gateways' summary (`signalbox.dev/RoutesReady`).
+   */
+  decorate(statuses: ObjectStatus[]): ObjectStatus[] {
+    const perGroup = new Map<string, { ready: number; total: number }>();
+    const out = statuses.map((st) => {
+      if (st.kind !== 'HTTPRoute' && st.kind !== 'GRPCRoute') return st;
+      const parents = st.status.parents as
+        | {
+            parentRef: { name: string; namespace?: string };
+            controllerName: string;
+            conditions: Condition[];
+          }[]
+        | undefined;
+      if (!Array.isArray(parents)) return st;
+      const k = routeKey(st.kind, st.namespace ?? '', st.name);
+      const next = parents.map((p) => {
+        if (p.controllerName !== this.o.controllerName) return p;
+        const accepted = p.conditions.find((c) => c.type === 'Accepted');
+        if (accepted?.status !== 'True') return p;
+        const group = `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
+        const r = this.state(k, group);
+        const gen = accepted.observedGeneration;
+        const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
+        sum.total++;
+        const cond: Condition = r
+          ? {
+              type: 'Ready',
+              status: r.ready && r.generation >= gen ? 'True' : 'False',
+              reason: r.generation >= gen ? r.reason : 'Proving',
+              message: (r.generation >= gen ? r.message : 'proving the new generation').slice(0, 32_000),
+              observedGeneration: gen,
+              lastTransitionTime: r.since,
+            }
+          : {
+              type: 'Ready',
+              status: 'False',
+              reason: 'Proving',
+              message: 'waiting for the data plane',
+              observedGeneration: gen,
+              lastTransitionTime: accepted.lastTransitionTime,
+            };
+        if (cond.status === 'True') sum.ready++;
+        perGroup.set(group, sum);
+        return { ...p, conditions: [...p.conditions.filter((c) => c.type !== 'Ready'), cond] };
+      });
+      return { ...st, status: { ...st.status, parents: next } };
+    });
+    return out.map((st) => {
+      if (st.kind !== 'Gateway') return st;
+      const group = `${st.namespace ?? ''}/${st.name}`;
+      const conds = Array.isArray(st.status.conditions) ? (st.status.conditions as Condition[]) : [];
+      const accepted = conds.find((c) => c.type === 'Accepted');
+      if (!accepted) return st;
+      const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
+      const all = sum.ready === sum.total;
+      const cond: Condition = {
+        type: 'signalbox.dev/RoutesReady',
+        status: all ? 'True' : 'False',
+        reason: all ? 'Ready' : 'Proving',
+        message: `${sum.ready} of ${sum.total} routes Ready`,
+        observedGeneration: accepted.observedGeneration,
+        lastTransitionTime: accepted.lastTransitionTime,
+      };
+      return {
+        ...st,
+        status: { ...st.status, conditions: [...conds.filter((c) => c.type !== cond.type), cond] },
+      };
+    });
+  }
+
+  toJSON(): unknown {
+    return { mode: this.o.mode, routes: this.states() };
+  }
+
+  close(): void {
+    for (const g of this.groups.values()) g.close();
+    this.groups.clear();
+  }
+}
