@@ -14,6 +14,9 @@ import { startApp } from '../src/app.js';
 import type { App } from '../src/app.js';
 import { makeLogger, silentLogger } from '../src/log.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
+import { Snapshot } from '../src/xds/cache/snapshot.js';
+import { TypeUrl } from '../src/xds/resource.js';
+import { res } from './harness/resources.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
@@ -203,9 +206,168 @@ describe('proved readiness (standalone, real Envoy)', () => {
     expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
   });
 
+  test('a backend that does not resolve (no such Service): never Ready, with the ResolvedRefs reason', async () => {
+    replace('other.yaml', yamlOf(route('other', '/other', 'svc-missing')));
+    const c = await readyIs('other', 'BackendNotFound', 3);
+    expect(c.status).toBe('False');
+    expect(c.message).toMatch(/svc-missing/);
+  });
+
   test('a backend with no endpoints: NoEndpoints', async () => {
     replace('other.yaml', yamlOf(route('other', '/other', 'svc-empty')));
-    const c = await readyIs('other', 'NoEndpoints', 3);
+    const c = await readyIs('other', 'NoEndpoints', 4);
     expect(c.status).toBe('False');
+  });
+});
+
+describe('NACK attribution (a change the translator cannot catch, injected below it)', () => {
+  // shares nothing with the suite above: its own folder, signalbox and Envoy
+  let dir: string;
+  let app: App;
+  let envoy: Envoy;
+  let a: Backend;
+  let b: Backend;
+  let port: number;
+
+  beforeAll(async () => {
+    a = await startBackend('a', '127.0.0.2');
+    b = await startBackend('b', '127.0.0.3');
+    port = await freePort();
+    dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-nack-'));
+    const svc = (name: string, be: Backend) => [
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name },
+        spec: { ports: [{ name: 'http', port: 80 }] },
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: be.port }],
+        endpoints: [{ addresses: [be.host], conditions: { ready: true } }],
+      },
+    ];
+    const rt = (name: string, path: string, backend: string) => ({
+      apiVersion: G,
+      kind: 'HTTPRoute',
+      metadata: { name },
+      spec: {
+        parentRefs: [{ name: 'gw' }],
+        rules: [
+          {
+            matches: [{ path: { type: 'PathPrefix', value: path } }],
+            backendRefs: [{ name: backend, port: 80 }],
+          },
+        ],
+      },
+    });
+    writeFileSync(
+      join(dir, 'all.yaml'),
+      yamlOf(
+        {
+          apiVersion: G,
+          kind: 'GatewayClass',
+          metadata: { name: 'sb' },
+          spec: { controllerName: 'signalbox.dev/gateway-controller' },
+        },
+        {
+          apiVersion: G,
+          kind: 'Gateway',
+          metadata: { name: 'gw' },
+          spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
+        },
+        ...svc('svc-a', a),
+        ...svc('svc-b', b),
+        rt('web', '/web', 'svc-a'),
+        rt('other', '/other', 'svc-a'),
+        rt('bee', '/bee', 'svc-b'), // svc-b's cluster exists
+      ),
+    );
+    app = await startApp({
+      log: silentLogger(),
+      xdsAddress: '127.0.0.1:0',
+      debugAddress: '127.0.0.1:0',
+      configDir: dir,
+      listenerAddress: '127.0.0.1',
+      readiness: 'proved',
+      readinessAckTimeoutMs: 20_000,
+      readinessProbeTimeoutMs: 4_000,
+    });
+    envoy = await Envoy.start({ nodeId: 'envoy-nack', group: 'default/gw', xdsPort: app.xdsPort });
+  });
+
+  afterAll(async () => {
+    await envoy?.stop();
+    await app?.close();
+    await a?.close();
+    await b?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('two routes change at once, Envoy rejects one: that one is Nacked with Envoy’s words and keeps its old backend, the other is proved', async () => {
+    const state = (route: string) => app.readiness!.state(`httproute/default/${route}`, 'default/gw');
+    await waitFor(
+      'all Ready',
+      () => state('web')?.ready && state('other')?.ready && state('bee')?.ready,
+      60_000,
+    );
+    const d = app.readiness!.desiredOf('default/gw')!;
+    const clusterB = [...d.get(TypeUrl.Cluster).keys()].find((n) => n.includes('svc-b'))!;
+    // both routes move to b; web also gets a rewrite regex Envoy's RE2 refuses
+    const rcs = [...d.get(TypeUrl.Route).values()].map((rc) => {
+      const j = JSON.parse(JSON.stringify(rc.json)) as {
+        virtual_hosts: { routes: Record<string, unknown>[] }[];
+      };
+      for (const vh of j.virtual_hosts)
+        for (const r of vh.routes) {
+          const name = String(r.name);
+          const action = r.route as Record<string, unknown> | undefined;
+          if (!action) continue;
+          if (name.startsWith('httproute/default/web/') || name.startsWith('httproute/default/other/')) {
+            delete action.weighted_clusters;
+            action.cluster = clusterB;
+          }
+          if (name.startsWith('httproute/default/web/'))
+            action.regex_rewrite = { pattern: { regex: '((' }, substitution: '/x' };
+        }
+      return res(TypeUrl.Route, j as never);
+    });
+    const next = new Snapshot([
+      ...rcs,
+      ...[...d.resources.entries()].filter(([t]) => t !== TypeUrl.Route).flatMap(([, m]) => [...m.values()]),
+    ]);
+    const otherBefore = state('other')!.hash;
+    app.readiness!.desire('default/gw', next, new Map());
+    const web = await waitFor(
+      'web Nacked',
+      () => (state('web')?.reason === 'Nacked' ? state('web') : undefined),
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: ${JSON.stringify(app.readiness!.toJSON())} ${JSON.stringify(app.cache.ledger.toJSON()).slice(0, 4000)}`,
+      );
+    });
+    expect(web.message).toMatch(/missing \)|regex|RE2|rejected/i);
+    await waitFor(
+      'other proved on b',
+      () => state('other')?.reason === 'Ready' && state('other')?.hash !== otherBefore,
+      60_000,
+    );
+    await waitFor(
+      'other served by b',
+      async () => (await get(`http://127.0.0.1:${port}/other/1`)).backend === 'b',
+    );
+    // the rejected route keeps serving its previous backend
+    expect((await get(`http://127.0.0.1:${port}/web/1`)).backend).toBe('a');
+    const ready = await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`).then(
+      async (r) => (await r.json()) as Entry[],
+    );
+    const webCond = ready
+      .find((e) => e.name === 'web')!
+      .status!.parents![0].conditions.find((c) => c.type === 'Ready')!;
+    expect(webCond).toMatchObject({ status: 'False', reason: 'Nacked' });
   });
 });

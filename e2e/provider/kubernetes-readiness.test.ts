@@ -151,11 +151,7 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
       kubeconfig,
       listenerAddress: '127.0.0.1',
       readiness: 'proved',
-      readinessProbeTimeoutMs: 5000,
-      // explicitly: startApp hands Readiness `ackTimeoutMs: undefined` when this is unset,
-      // which overrides its 30 s default (`{ ackTimeoutMs: 30_000, ...o }`): every phase
-      // then times out at once and the route is ProbeFailed "within undefined ms"
-      readinessAckTimeoutMs: 30_000,
+      readinessProbeTimeoutMs: 5000, // the ACK timeout is the default one (30 s)
     });
     envoy = await Envoy.start({ nodeId: 'envoy-k8s-readiness', group: 'default/gw', xdsPort: app.xdsPort });
   });

@@ -306,34 +306,78 @@ class GroupRunner {
 
     // ---- phase 1: add (changed routes as they were; new backends behind probe routes)
     const keepFailedOthers = this.keepFailed(fps, changed);
-    const keep1 = new Map(keepFailedOthers);
-    for (const k of toProve) keep1.set(k, oldOrNone(k));
-    const core1 = compose(this.o.registry, d, this.base, keep1);
-    const { snap: p1, probes } = this.withProbes(core1, d, byRoute, toProve, fps);
     // a route none of whose entries can be probed (no usable upstream, no Host Envoy would
     // route to it) is promoted unproved, like a redirect
-    const probed = new Set(probes.map((p) => p.route));
-    for (const k of toProve.filter((x) => !probed.has(x))) {
-      toProve.splice(toProve.indexOf(k), 1);
-      noBackend.push(k);
+    {
+      const probed = new Set(this.withProbes(d, d, byRoute, toProve, fps).probes.map((p) => p.route));
+      for (const k of toProve.filter((x) => !probed.has(x))) {
+        toProve.splice(toProve.indexOf(k), 1);
+        noBackend.push(k);
+      }
     }
+    // Envoy NACKs a whole response: when several routes changed at once, the ones whose
+    // change it rejects are found by trying them in halves (the others' changes held back)
+    const nacked = new Map<string, { error: string; nodes: NodeReadiness[] }>();
+    let accepted: string[] = [];
+    const queue: string[][] = toProve.length > 0 ? [[...toProve]] : [];
+    let probes: { route: string; rc: string; req: ProbeRequest }[] = [];
+    let a1: Applied = { outcome: 'acked', nodes: [] };
     this.abort = new AbortController();
-    this.set(p1);
-    const a1 = await this.waitApplied(p1, this.abort.signal);
-    if (a1.outcome === 'aborted') return; // superseded by a newer desired state
-    if (a1.outcome === 'nodata') return this.noDataPlane(d, fps, changed, keepFailedOthers);
-    if (a1.outcome === 'nacked' || a1.outcome === 'timeout') {
-      const reason = a1.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed';
-      const msg =
-        a1.outcome === 'nacked'
-          ? `Envoy rejected the change: ${a1.error}`
-          : `not every Envoy ACKed the change within ${this.o.ackTimeoutMs} ms: ${a1.nodes
-              .filter((n) => !n.acked)
-              .map((n) => n.node)
-              .join(', ')}`;
+    while (queue.length > 0) {
+      const part = queue.shift()!;
+      const trying = [...accepted, ...part];
+      const keep1 = new Map(keepFailedOthers);
+      // what is not being tried serves as before
+      for (const k of toProve) keep1.set(k, oldOrNone(k));
+      for (const k of [...nacked.keys()]) keep1.set(k, oldOrNone(k));
+      const core1 = compose(this.o.registry, d, this.base, keep1);
+      // the routes tried get their probe routes (new clusters behind them); main stays old
+      const p1 = this.withProbes(core1, d, byRoute, trying, fps);
+      this.set(p1.snap);
+      a1 = await this.waitApplied(p1.snap, this.abort.signal);
+      if (a1.outcome === 'aborted') return; // superseded by a newer desired state
+      if (a1.outcome === 'nodata') return this.noDataPlane(d, fps, changed, keepFailedOthers);
+      if (a1.outcome === 'nacked') {
+        if (part.length === 1) nacked.set(part[0], { error: a1.error, nodes: a1.nodes });
+        else {
+          const mid = Math.ceil(part.length / 2);
+          queue.unshift(part.slice(0, mid), part.slice(mid));
+          this.o.log.info(
+            { gateway: this.group, routes: part.length },
+            'NACK of a change of several routes: trying them in halves to find the rejected ones',
+          );
+        }
+        continue;
+      }
+      if (a1.outcome === 'timeout') break;
+      accepted = trying;
+      probes = p1.probes;
+    }
+    for (const [k, n] of nacked) {
+      this.failedFp.set(k, fps.get(k)!);
+      this.setState(k, {
+        reason: 'Nacked',
+        ready: false,
+        phase: 'done',
+        nodes: n.nodes,
+        message: `Envoy rejected this change: ${n.error}; the route keeps serving its previous state`,
+      });
+    }
+    if (a1.outcome === 'timeout') {
+      const msg = `not every Envoy ACKed the change within ${this.o.ackTimeoutMs} ms: ${a1.nodes
+        .filter((n) => !n.acked)
+        .map((n) => n.node)
+        .join(', ')}`;
       for (const k of toProve) {
+        if (nacked.has(k)) continue;
         this.failedFp.set(k, fps.get(k)!);
-        this.setState(k, { reason, ready: false, phase: 'done', message: msg, nodes: a1.nodes });
+        this.setState(k, {
+          reason: 'ProbeFailed',
+          ready: false,
+          phase: 'done',
+          message: msg,
+          nodes: a1.nodes,
+        });
       }
       // serve what was served for them; everything else goes on
       const keep = new Map(keepFailedOthers);
@@ -344,6 +388,8 @@ class GroupRunner {
       this.finish(s, fps, [...noBackend, ...noEndpoints]);
       return;
     }
+    const rejected = [...nacked.keys()];
+    toProve.splice(0, toProve.length, ...toProve.filter((k) => !nacked.has(k)));
     for (const k of toProve) this.setState(k, { nodes: a1.nodes });
     const r1 = await this.probeAll(probes, d, this.abort.signal);
     if (r1.aborted) return;
@@ -351,8 +397,9 @@ class GroupRunner {
       const ns = r1.byRoute.get(k) ?? [];
       return ns.length > 0 && ns.every((x) => x.probe?.ok);
     });
-    const failed = toProve.filter((k) => !passed.includes(k));
+    const failed = [...toProve.filter((k) => !passed.includes(k)), ...rejected];
     for (const k of failed) {
+      if (nacked.has(k)) continue;
       this.failedFp.set(k, fps.get(k)!);
       const nodes = r1.byRoute.get(k) ?? [];
       const bad = nodes.filter((n) => !n.probe?.ok);
@@ -431,6 +478,16 @@ class GroupRunner {
           reason: 'Ready',
           phase: 'done',
           message: 'no backend to prove (redirect or fixed response); ACKed by every Envoy',
+        });
+      else
+        this.setState(k, {
+          ready: false,
+          reason: applied.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed',
+          phase: 'done',
+          message:
+            applied.outcome === 'nacked'
+              ? `Envoy rejected the change: ${applied.error}`
+              : `not every Envoy ACKed the change (${applied.outcome})`,
         });
     }
   }
@@ -641,7 +698,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
 
   constructor(o: ReadinessOptions) {
     super();
-    this.o = { ackTimeoutMs: 30_000, probeTimeoutMs: 30_000, ...o };
+    this.o = { ...o, ackTimeoutMs: o.ackTimeoutMs ?? 30_000, probeTimeoutMs: o.probeTimeoutMs ?? 30_000 };
   }
 
   get mode(): ReadinessMode {
@@ -712,28 +769,40 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
         if (p.controllerName !== this.o.controllerName) return p;
         const accepted = p.conditions.find((c) => c.type === 'Accepted');
         if (accepted?.status !== 'True') return p;
+        const refs = p.conditions.find((c) => c.type === 'ResolvedRefs');
         const group = `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
         const r = this.state(k, group);
         const gen = accepted.observedGeneration;
         const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
         sum.total++;
-        const cond: Condition = r
-          ? {
-              type: 'Ready',
-              status: r.ready && r.generation >= gen ? 'True' : 'False',
-              reason: r.generation >= gen ? r.reason : 'Proving',
-              message: (r.generation >= gen ? r.message : 'proving the new generation').slice(0, 32_000),
-              observedGeneration: gen,
-              lastTransitionTime: r.since,
-            }
-          : {
-              type: 'Ready',
-              status: 'False',
-              reason: 'Proving',
-              message: 'waiting for the data plane',
-              observedGeneration: gen,
-              lastTransitionTime: accepted.lastTransitionTime,
-            };
+        // a backend that cannot be resolved answers 500 whatever Envoy holds: never Ready
+        const cond: Condition =
+          refs?.status === 'False'
+            ? {
+                type: 'Ready',
+                status: 'False',
+                reason: refs.reason,
+                message: `not every backend resolves: ${refs.message}`.slice(0, 32_000),
+                observedGeneration: gen,
+                lastTransitionTime: refs.lastTransitionTime,
+              }
+            : r
+              ? {
+                  type: 'Ready',
+                  status: r.ready && r.generation >= gen ? 'True' : 'False',
+                  reason: r.generation >= gen ? r.reason : 'Proving',
+                  message: (r.generation >= gen ? r.message : 'proving the new generation').slice(0, 32_000),
+                  observedGeneration: gen,
+                  lastTransitionTime: r.since,
+                }
+              : {
+                  type: 'Ready',
+                  status: 'False',
+                  reason: 'Proving',
+                  message: 'waiting for the data plane',
+                  observedGeneration: gen,
+                  lastTransitionTime: accepted.lastTransitionTime,
+                };
         if (cond.status === 'True') sum.ready++;
         perGroup.set(group, sum);
         return { ...p, conditions: [...p.conditions.filter((c) => c.type !== 'Ready'), cond] };
