@@ -32,7 +32,15 @@ export interface BootstrapOptions {
   delta?: boolean;
   /** mTLS to signalbox (see BootstrapTls); without it the xDS connection is plaintext */
   tls?: BootstrapTls;
+  /**
+   * where signalbox's readiness prober reaches this Envoy's listeners (an IP or host name),
+   * when not at the peer address of its ADS stream (NAT, a proxy, a Service in front)
+   */
+  probeAddress?: string;
 }
+
+/** Node metadata key of the probe address (`signalbox bootstrap --probe-address`). */
+export const PROBE_ADDRESS_KEY = 'signalbox.dev/probe-address';
 
 /** envoy.transport_sockets.tls for the xDS cluster: client certificate, CA, server name check. */
 export function xdsTransportSocket(t: BootstrapTls, host: string): Record<string, unknown> {
@@ -60,7 +68,11 @@ export function bootstrapConfig(o: BootstrapOptions): Record<string, unknown> {
   const ads = { ads: {}, resource_api_version: 'V3' };
   const host = o.xdsHost ?? '127.0.0.1';
   return {
-    node: { id: o.nodeId, cluster: o.group },
+    node: {
+      id: o.nodeId,
+      cluster: o.group,
+      ...(o.probeAddress ? { metadata: { [PROBE_ADDRESS_KEY]: o.probeAddress } } : {}),
+    },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
     dynamic_resources: {
       ads_config: {

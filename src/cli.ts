@@ -182,9 +182,14 @@ program
     '--tls-server-name <name>',
     "mTLS to signalbox: name the server certificate must carry (SNI and SAN check; default: --xds-address's host)",
   )
+  .option(
+    '--probe-address <address>',
+    "where signalbox's readiness prober reaches this Envoy's listeners (default: the peer address of its ADS stream)",
+  )
   .option('-o, --output <file>', 'write to a file instead of stdout')
   .action(
     (o: {
+      probeAddress?: string;
       nodeId: string;
       gateway: string;
       xdsAddress: string;
@@ -210,6 +215,7 @@ program
         xdsPort: Number(port),
         adminPort: Number(o.adminPort),
         delta: o.delta,
+        probeAddress: o.probeAddress,
         tls:
           o.tlsCert && o.tlsKey && o.tlsCa
             ? { cert: o.tlsCert, key: o.tlsKey, ca: o.tlsCa, serverName: o.tlsServerName }

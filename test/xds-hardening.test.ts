@@ -5,6 +5,7 @@
  * names that shrink and grow back are sent again, and the ledger is kept per stream.
  */
 import { startApp } from '../src/app.js';
+import { PROBE_ADDRESS_KEY, bootstrapConfig } from '../src/bootstrap.js';
 import type { App } from '../src/app.js';
 import { silentLogger } from '../src/log.js';
 import type { RoundEvent } from '../src/xds/cache/ledger.js';
@@ -319,4 +320,25 @@ describe('the ledger is kept per stream', () => {
     expect((await wait).outcome).toBe('acked');
     s2.cancel();
   });
+});
+
+test('the probe address an Envoy names in its node metadata (signalbox bootstrap --probe-address) is kept on its stream', async () => {
+  const boot = bootstrapConfig({
+    nodeId: 'p',
+    group: GROUP,
+    xdsPort: 1,
+    adminPort: 2,
+    probeAddress: '10.1.2.3',
+  });
+  expect((boot.node as { metadata: unknown }).metadata).toEqual({ [PROBE_ADDRESS_KEY]: '10.1.2.3' });
+  app.cache.setSnapshot(GROUP, snap(C('a')));
+  const s = client.sotw();
+  s.send({
+    node: { ...node('p'), metadata: { fields: { [PROBE_ADDRESS_KEY]: { stringValue: '10.1.2.3' } } } },
+    type_url: CDS,
+  });
+  await s.next();
+  expect(app.cache.ledger.get('p')?.probeAddress).toBe('10.1.2.3');
+  expect((app.cache.ledger.toJSON() as { probeAddress?: string }[])[0].probeAddress).toBe('10.1.2.3');
+  s.cancel();
 });

@@ -661,7 +661,7 @@ class GroupRunner {
       );
       for (const st of streams) {
         const target: ProbeTarget = {
-          address: peerHost(st.peer),
+          address: st.probeAddress ?? peerHost(st.peer),
           port,
           ...(tls ? { tls: { servername: p.req.host } } : {}),
         };

@@ -76,6 +76,8 @@ export interface StreamLedger {
   mode: Mode;
   connected: boolean;
   peer: string;
+  /** where the readiness prober reaches this Envoy, from its node metadata (else the peer's address) */
+  probeAddress?: string;
   streamId: number;
   connectedAt: number;
   disconnectedAt?: number;
@@ -134,7 +136,7 @@ export class Ledger extends EventEmitter<{
     this.setMaxListeners(0);
   }
 
-  connect(id: string, group: string, mode: Mode, peer: string): number {
+  connect(id: string, group: string, mode: Mode, peer: string, probeAddress?: string): number {
     const streamId = this.nextStream++;
     const connects = (this.connectCount.get(id) ?? 0) + 1;
     this.connectCount.set(id, connects);
@@ -144,6 +146,7 @@ export class Ledger extends EventEmitter<{
       group,
       mode,
       peer,
+      ...(probeAddress ? { probeAddress } : {}),
       connected: true,
       streamId,
       connectedAt: Date.now(),
@@ -378,6 +381,7 @@ export class Ledger extends EventEmitter<{
       mode: n.mode,
       connected: n.connected,
       peer: n.peer,
+      probeAddress: n.probeAddress,
       connects: n.connects,
       duplicateNodeId: n.duplicates.length > 0,
       duplicates: n.duplicates,

@@ -29,6 +29,7 @@ import type { SnapshotCache, NodeKey } from '../cache/cache.js';
 import { STEPS } from '../cache/ledger.js';
 import type { Mode, RoundEvent } from '../cache/ledger.js';
 import { Snapshot } from '../cache/snapshot.js';
+import { PROBE_ADDRESS_KEY } from '../../bootstrap.js';
 import { ALL_TYPES, SHORT, TypeUrl, isKnownType } from '../resource.js';
 import type { Resource } from '../resource.js';
 
@@ -171,7 +172,14 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
 
   /** Common request preamble: node identity (first request only), flood check, type check. */
   protected admit(
-    node: { id?: string; cluster?: string } | null | undefined,
+    node:
+      | {
+          id?: string;
+          cluster?: string;
+          metadata?: { fields?: Record<string, { stringValue?: string }> } | null;
+        }
+      | null
+      | undefined,
     typeUrl: string,
   ): TypeState | undefined {
     const now = Date.now();
@@ -209,7 +217,11 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
         );
         return undefined;
       }
-      this.start({ id: node.id, cluster: node.cluster });
+      const probe = node.metadata?.fields?.[PROBE_ADDRESS_KEY]?.stringValue;
+      this.start(
+        { id: node.id, cluster: node.cluster },
+        typeof probe === 'string' && probe !== '' ? probe : undefined,
+      );
     }
     if (!isKnownType(typeUrl)) {
       this.opts.metrics.streamErrors.inc({ reason: 'unknown_type' });
@@ -219,9 +231,9 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
     return this.types.get(typeUrl);
   }
 
-  private start(node: NodeKey): void {
+  private start(node: NodeKey, probeAddress?: string): void {
     this.node = node;
-    this.streamId = this.opts.cache.ledger.connect(node.id, node.cluster, this.mode, this.peer);
+    this.streamId = this.opts.cache.ledger.connect(node.id, node.cluster, this.mode, this.peer, probeAddress);
     this.log = this.opts.log.child({
       node: node.id,
       stream: this.streamId,
