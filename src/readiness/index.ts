@@ -174,9 +174,13 @@ class GroupRunner {
     o.cache.ledger.on('connect', this.onConnect);
   }
 
+  /** aborted when the Gateway goes or signalbox stops: every wait ends */
+  private readonly stopping = new AbortController();
+
   close(): void {
     this.closed = true;
     this.abort?.abort();
+    this.stopping.abort();
     this.o.cache.ledger.off('connect', this.onConnect);
   }
 
@@ -391,7 +395,7 @@ class GroupRunner {
     const rejected = [...nacked.keys()];
     toProve.splice(0, toProve.length, ...toProve.filter((k) => !nacked.has(k)));
     for (const k of toProve) this.setState(k, { nodes: a1.nodes });
-    const r1 = await this.probeAll(probes, d, this.abort.signal);
+    const r1 = await this.probeAll(probes, d, AbortSignal.any([this.abort.signal, this.stopping.signal]));
     if (r1.aborted) return;
     const passed = toProve.filter((k) => {
       const ns = r1.byRoute.get(k) ?? [];
@@ -423,7 +427,7 @@ class GroupRunner {
     this.set(p2);
     const a2 = await this.waitApplied(p2);
     if (a2.outcome === 'acked' && passed.length > 0) {
-      const r2 = await this.probeAll(probes2, d);
+      const r2 = await this.probeAll(probes2, d, this.stopping.signal);
       for (const k of passed) this.setState(k, { nodes: r2.byRoute.get(k) ?? [] });
     }
 
@@ -594,7 +598,12 @@ class GroupRunner {
   }
 
   /** Wait until every connected Envoy of the group holds `snap` (or NACKed it, or time is up). */
-  private waitApplied(snap: Snapshot, signal?: AbortSignal): Promise<Applied> {
+  private waitApplied(snap: Snapshot, phase?: AbortSignal): Promise<Applied> {
+    const signal = phase ? AbortSignal.any([phase, this.stopping.signal]) : this.stopping.signal;
+    return this.waitFor(snap, signal);
+  }
+
+  private waitFor(snap: Snapshot, signal: AbortSignal): Promise<Applied> {
     const ledger = this.o.cache.ledger;
     return new Promise((resolve) => {
       let settled = false;
