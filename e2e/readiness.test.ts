@@ -20,9 +20,9 @@ import { res } from './harness/resources.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
+import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
 import { startLoad } from './harness/load.js';
 
-const G = 'gateway.networking.k8s.io/v1';
 const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
 
 interface Cond {
@@ -48,31 +48,6 @@ describe('proved readiness (standalone, real Envoy)', () => {
   let port: number;
   const seen: RouteReadiness[] = [];
 
-  const service = (name: string, endpoints: { host: string; port: number }[]) => [
-    { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'http', port: 80 }] } },
-    {
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
-      addressType: 'IPv4',
-      ports: [{ name: 'http', port: endpoints[0]?.port ?? 80 }],
-      endpoints: endpoints.map((e) => ({ addresses: [e.host], conditions: { ready: true } })),
-    },
-  ];
-  const route = (name: string, path: string, backend: string) => ({
-    apiVersion: G,
-    kind: 'HTTPRoute',
-    metadata: { name },
-    spec: {
-      parentRefs: [{ name: 'gw' }],
-      rules: [
-        {
-          matches: [{ path: { type: 'PathPrefix', value: path } }],
-          backendRefs: [{ name: backend, port: 80 }],
-        },
-      ],
-    },
-  });
   const replace = (file: string, text: string) => {
     writeFileSync(join(dir, `.${file}.tmp`), text);
     renameSync(join(dir, `.${file}.tmp`), join(dir, file));
@@ -105,20 +80,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-'));
     writeFileSync(
       join(dir, 'gateway.yaml'),
-      yamlOf(
-        {
-          apiVersion: G,
-          kind: 'GatewayClass',
-          metadata: { name: 'sb' },
-          spec: { controllerName: 'signalbox.dev/gateway-controller' },
-        },
-        {
-          apiVersion: G,
-          kind: 'Gateway',
-          metadata: { name: 'gw' },
-          spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
-        },
-      ),
+      yamlOf(gatewayClass(), gateway([{ name: 'http', protocol: 'HTTP', port }])),
     );
     writeFileSync(
       join(dir, 'services.yaml'),
@@ -129,8 +91,8 @@ describe('proved readiness (standalone, real Envoy)', () => {
         ...service('svc-empty', []),
       ),
     );
-    writeFileSync(join(dir, 'web.yaml'), yamlOf(route('web', '/', 'svc-a')));
-    writeFileSync(join(dir, 'other.yaml'), yamlOf(route('other', '/other', 'svc-a')));
+    writeFileSync(join(dir, 'web.yaml'), yamlOf(httpRoute('web', '/', 'svc-a')));
+    writeFileSync(join(dir, 'other.yaml'), yamlOf(httpRoute('other', '/other', 'svc-a')));
     app = await startApp({
       log: silentLogger(),
       xdsAddress: '127.0.0.1:0',
@@ -175,7 +137,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
     const load = startLoad(`http://127.0.0.1:${port}/load`);
     await waitFor('load running', () => load.live.ok >= 50, 30_000, 20);
     seen.length = 0;
-    replace('web.yaml', yamlOf(route('web', '/', 'svc-b')));
+    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-b')));
     await readyIs('web', 'Ready', 2);
     const atReady = load.live.byBackend.b ?? 0;
     await waitFor('load through b', () => (load.live.byBackend.b ?? 0) >= atReady + 50, 30_000, 20);
@@ -193,7 +155,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
   });
 
   test('a backend that does not answer: ProbeFailed, the route keeps its previous backend, the others go on', async () => {
-    replace('other.yaml', yamlOf(route('other', '/other', 'svc-dead')));
+    replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-dead')));
     const c = await readyIs('other', 'ProbeFailed', 2);
     expect(c.status).toBe('False');
     expect(c.message).toMatch(/envoy-1/);
@@ -201,20 +163,20 @@ describe('proved readiness (standalone, real Envoy)', () => {
     expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
     expect((await ready('web'))?.reason).toBe('Ready');
     // a route edited meanwhile is proved as usual
-    replace('web.yaml', yamlOf(route('web', '/', 'svc-a')));
+    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-a')));
     await readyIs('web', 'Ready', 3);
     expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
   });
 
   test('a backend that does not resolve (no such Service): never Ready, with the ResolvedRefs reason', async () => {
-    replace('other.yaml', yamlOf(route('other', '/other', 'svc-missing')));
+    replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-missing')));
     const c = await readyIs('other', 'BackendNotFound', 3);
     expect(c.status).toBe('False');
     expect(c.message).toMatch(/svc-missing/);
   });
 
   test('a backend with no endpoints: NoEndpoints', async () => {
-    replace('other.yaml', yamlOf(route('other', '/other', 'svc-empty')));
+    replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-empty')));
     const c = await readyIs('other', 'NoEndpoints', 4);
     expect(c.status).toBe('False');
   });
@@ -234,56 +196,16 @@ describe('NACK attribution (a change the translator cannot catch, injected below
     b = await startBackend('b', '127.0.0.3');
     port = await freePort();
     dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-nack-'));
-    const svc = (name: string, be: Backend) => [
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: { name },
-        spec: { ports: [{ name: 'http', port: 80 }] },
-      },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port: be.port }],
-        endpoints: [{ addresses: [be.host], conditions: { ready: true } }],
-      },
-    ];
-    const rt = (name: string, path: string, backend: string) => ({
-      apiVersion: G,
-      kind: 'HTTPRoute',
-      metadata: { name },
-      spec: {
-        parentRefs: [{ name: 'gw' }],
-        rules: [
-          {
-            matches: [{ path: { type: 'PathPrefix', value: path } }],
-            backendRefs: [{ name: backend, port: 80 }],
-          },
-        ],
-      },
-    });
     writeFileSync(
       join(dir, 'all.yaml'),
       yamlOf(
-        {
-          apiVersion: G,
-          kind: 'GatewayClass',
-          metadata: { name: 'sb' },
-          spec: { controllerName: 'signalbox.dev/gateway-controller' },
-        },
-        {
-          apiVersion: G,
-          kind: 'Gateway',
-          metadata: { name: 'gw' },
-          spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
-        },
-        ...svc('svc-a', a),
-        ...svc('svc-b', b),
-        rt('web', '/web', 'svc-a'),
-        rt('other', '/other', 'svc-a'),
-        rt('bee', '/bee', 'svc-b'), // svc-b's cluster exists
+        gatewayClass(),
+        gateway([{ name: 'http', protocol: 'HTTP', port }]),
+        ...service('svc-a', [a]),
+        ...service('svc-b', [b]),
+        httpRoute('web', '/web', 'svc-a'),
+        httpRoute('other', '/other', 'svc-a'),
+        httpRoute('bee', '/bee', 'svc-b'), // svc-b's cluster exists
       ),
     );
     app = await startApp({
