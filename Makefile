@@ -63,6 +63,7 @@ bench: build tools
 	node dist/bench/wire-bytes.js
 	node dist/bench/translate.js
 	node dist/bench/k8s.js
+	node dist/bench/readiness.js
 
 run: build
 	node dist/src/cli.js serve --config-dir e2e/testdata/gateway-folder
