@@ -38,6 +38,7 @@ import type { ReadinessMode } from '../src/readiness/index.js';
 import { get, startBackend } from '../e2e/harness/backend.js';
 import type { Backend } from '../e2e/harness/backend.js';
 import { Envoy, freePort, sleep, waitFor } from '../e2e/harness/envoy.js';
+import { gateway, gatewayClass, httpRoute, service } from '../e2e/harness/gateway-objects.js';
 import { startLoad } from '../e2e/harness/load.js';
 import { pct } from './proc.js';
 
@@ -54,36 +55,11 @@ const T = Number(args.trials);
 const N = Number(args.envoys);
 const MODES = args.modes.split(',') as ReadinessMode[];
 const WAIT_MS = 30_000;
-const G = 'gateway.networking.k8s.io/v1';
 const GROUP = 'default/gw';
 const now = () => performance.now();
 const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
 
-const service = (name: string, e: { host: string; port: number }) => [
-  { apiVersion: 'v1', kind: 'Service', metadata: { name }, spec: { ports: [{ name: 'http', port: 80 }] } },
-  {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: e.port }],
-    endpoints: [{ addresses: [e.host], conditions: { ready: true } }],
-  },
-];
-const route = (i: number, backend: string) => ({
-  apiVersion: G,
-  kind: 'HTTPRoute',
-  metadata: { name: `r${i}` },
-  spec: {
-    parentRefs: [{ name: 'gw' }],
-    rules: [
-      {
-        matches: [{ path: { type: 'PathPrefix', value: `/r${i}` } }],
-        backendRefs: [{ name: backend, port: 80 }],
-      },
-    ],
-  },
-});
+const route = (i: number, backend: string) => httpRoute(`r${i}`, `/r${i}`, backend);
 
 interface Trial {
   kind: 'one' | 'all';
@@ -113,22 +89,9 @@ async function runMode(mode: ReadinessMode, a: Backend, b: Backend): Promise<Tri
   };
   writeFileSync(
     join(dir, 'gateway.yaml'),
-    yamlOf(
-      {
-        apiVersion: G,
-        kind: 'GatewayClass',
-        metadata: { name: 'sb' },
-        spec: { controllerName: 'signalbox.dev/gateway-controller' },
-      },
-      {
-        apiVersion: G,
-        kind: 'Gateway',
-        metadata: { name: 'gw' },
-        spec: { gatewayClassName: 'sb', listeners: [{ name: 'http', protocol: 'HTTP', port }] },
-      },
-    ),
+    yamlOf(gatewayClass(), gateway([{ name: 'http', protocol: 'HTTP', port }])),
   );
-  writeFileSync(join(dir, 'services.yaml'), yamlOf(...service('svc-a', a), ...service('svc-b', b)));
+  writeFileSync(join(dir, 'services.yaml'), yamlOf(...service('svc-a', [a]), ...service('svc-b', [b])));
   writeRoutes();
 
   let app: App | undefined;

@@ -3,6 +3,7 @@
  * configuration, no node data — so a cluster's kubelet and Prometheus can reach them while
  * the debug endpoint (snapshots, ledgers) stays on 127.0.0.1.
  */
+import { closeHttp, listenHttp } from './listen.js';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { Logger } from '../log.js';
@@ -44,21 +45,12 @@ export class HealthServer {
     });
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        const a = this.server.address();
-        this.port = typeof a === 'object' && a ? a.port : port;
-        resolve(this.port);
-      });
-    });
+  async listen(host: string, port: number): Promise<number> {
+    this.port = await listenHttp(this.server, host, port);
+    return this.port;
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.closeAllConnections();
-      this.server.close(() => resolve());
-    });
+    return closeHttp(this.server);
   }
 }

@@ -1,4 +1,5 @@
 /** Read-only debug endpoint: nodes and their ledgers, snapshots, health, metrics. */
+import { closeHttp, listenHttp } from './listen.js';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Logger } from '../log.js';
@@ -121,21 +122,12 @@ export class DebugServer {
     });
   }
 
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        const a = this.server.address();
-        this.port = typeof a === 'object' && a ? a.port : port;
-        resolve(this.port);
-      });
-    });
+  async listen(host: string, port: number): Promise<number> {
+    this.port = await listenHttp(this.server, host, port);
+    return this.port;
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.closeAllConnections();
-      this.server.close(() => resolve());
-    });
+    return closeHttp(this.server);
   }
 }

@@ -22,7 +22,7 @@
  * sequence runs to its end. `naive` mode is the baseline: one push, Ready at the first ACK
  * of every Envoy.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import type { Condition, ObjectStatus } from '../gatewayapi/index.js';
 import type { Logger } from '../log.js';
 import type { SnapshotCache } from '../xds/cache/cache.js';
@@ -661,6 +661,8 @@ class GroupRunner {
     const streams = this.o.cache.streamsOf(this.group);
     const byRoute = new Map<string, NodeReadiness[]>();
     const jobs: Promise<void>[] = [];
+    // every probe of the phase listens to the one signal
+    if (signal) setMaxListeners(0, signal);
     for (const p of probes) {
       const listener = [...d.get(TypeUrl.Listener).values()].find((l) => l.deps.routes.includes(p.rc));
       const sa = (listener?.json.address as JsonObject | undefined)?.socket_address as JsonObject | undefined;
