@@ -702,8 +702,26 @@ class GroupRunner {
   }
 }
 
+/**
+ * What the other replicas of signalbox report (Kubernetes mode: each replica proves the
+ * Envoys connected to it; the leader writes status): `combine` turns this replica's own
+ * state of a route into the fleet's (the minimum over every replica with Envoys of the
+ * Gateway; a replica that stopped reporting is unknown, never Ready).
+ */
+export interface FleetView {
+  combine(route: string, group: string, own: RouteReadiness | undefined): RouteReadiness | undefined;
+}
+
+/** A replica's report: its routes' readiness and how many Envoys of each Gateway it serves. */
+export interface ReadinessReport {
+  routes: Pick<RouteReadiness, 'route' | 'group' | 'generation' | 'ready' | 'reason' | 'message' | 'hash'>[];
+  envoys: Record<string, number>;
+}
+
 export class Readiness extends EventEmitter<{ changed: [] }> {
   private readonly groups = new Map<string, GroupRunner>();
+  /** set in Kubernetes mode with several replicas (see FleetView) */
+  fleet?: FleetView;
   private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger };
   private scheduled = false;
 
@@ -759,6 +777,30 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
     return this.groups.get(group)?.states.get(route);
   }
 
+  /** This replica's report for the others (see FleetView). */
+  report(): ReadinessReport {
+    const envoys: Record<string, number> = {};
+    for (const g of this.groups.keys()) envoys[g] = this.o.cache.streamsOf(g).length;
+    return {
+      routes: this.states().map(({ route, group, generation, ready, reason, message, hash }) => ({
+        route,
+        group,
+        generation,
+        ready,
+        reason,
+        message: message.slice(0, 300),
+        hash,
+      })),
+      envoys,
+    };
+  }
+
+  /** The route's readiness over the fleet (this replica's own without a FleetView). */
+  fleetState(route: string, group: string): RouteReadiness | undefined {
+    const own = this.state(route, group);
+    return this.fleet ? this.fleet.combine(route, group, own) : own;
+  }
+
   /**
    * Statuses with a Ready condition in every RouteParentStatus of ours that is Accepted, and
    * the Gateways' summary (`signalbox.dev/RoutesReady`).
@@ -782,7 +824,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
         if (accepted?.status !== 'True') return p;
         const refs = p.conditions.find((c) => c.type === 'ResolvedRefs');
         const group = `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
-        const r = this.state(k, group);
+        const r = this.fleetState(k, group);
         const gen = accepted.observedGeneration;
         const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
         sum.total++;
