@@ -10,6 +10,7 @@ import { KubernetesProvider } from './provider/kubernetes/index.js';
 import { LeaderElector } from './leader/lease.js';
 import type { LeaderOptions } from './leader/lease.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
+import { ReplicaReports } from './readiness/fleet.js';
 import { Readiness } from './readiness/index.js';
 import type { ReadinessMode } from './readiness/index.js';
 import { SnapshotCache } from './xds/cache/cache.js';
@@ -59,6 +60,11 @@ export interface AppOptions {
   /** readiness: how long a phase waits for ACKs, and its probes may take (ms) */
   readinessAckTimeoutMs?: number;
   readinessProbeTimeoutMs?: number;
+  /**
+   * Kubernetes mode with leader election and readiness: how often each replica renews its
+   * readiness report for the leader (ms, default 5000; stale after 3 × this)
+   */
+  readinessHeartbeatMs?: number;
 }
 
 export interface App {
@@ -70,6 +76,8 @@ export interface App {
   kube?: KubernetesProvider;
   leader?: LeaderElector;
   readiness?: Readiness;
+  /** Kubernetes mode with leader election and readiness: the replicas' readiness reports */
+  fleet?: ReplicaReports;
   xdsPort: number;
   debugPort: number;
   health?: HealthServer;
@@ -136,6 +144,7 @@ export async function startApp(o: AppOptions): Promise<App> {
   let kube: KubernetesProvider | undefined;
   let leader: LeaderElector | undefined;
   let kubeSynced: Promise<void> | undefined;
+  let fleet: ReplicaReports | undefined;
   if (o.kubeconfig || o.kubernetes) {
     kube = new KubernetesProvider({
       kubeconfig: o.kubeconfig,
@@ -155,6 +164,21 @@ export async function startApp(o: AppOptions): Promise<App> {
       const k = kube;
       leader.on('leading', () => k.resync());
       leader.start();
+      // every replica proves through its own Envoys; the leader's Ready is the fleet's minimum
+      if (readiness) {
+        const l = leader;
+        fleet = new ReplicaReports({
+          kc: kube.kc,
+          readiness,
+          log: o.log.child({ component: 'readiness-fleet' }),
+          namespace: o.leaderElection.namespace,
+          identity: o.leaderElection.identity,
+          heartbeatMs: o.readinessHeartbeatMs,
+          localEnvoys: (g) => cache.streamsOf(g).length,
+          isLeader: () => l.isLeader,
+        });
+        readiness.fleet = fleet;
+      }
     }
     kubeSynced = kube.start(); // awaited below, before ADS listens
   }
@@ -168,6 +192,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       ready: () => ready,
       extra: {
         ...(readiness ? { readiness: () => readiness.toJSON() } : {}),
+        ...(fleet ? { 'readiness-fleet': () => fleet.toJSON() } : {}),
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
         ...(files
           ? {
@@ -218,6 +243,7 @@ export async function startApp(o: AppOptions): Promise<App> {
   // served an empty configuration); meanwhile /readyz says not ready and
   // /debug/kubernetes names the kinds not listed yet
   if (kubeSynced) await kubeSynced;
+  fleet?.start();
   ready = true;
   const ads = new AdsServer({
     cache,
@@ -239,6 +265,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     kube,
     leader,
     readiness,
+    fleet,
     xdsPort,
     debugPort,
     health,
@@ -246,6 +273,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     async close() {
       folder?.stop();
       files?.stop();
+      await fleet?.stop(); // its report goes before the Lease (and the KubeConfig) do
       await leader?.stop();
       await kube?.stop();
       readiness?.close();

@@ -92,11 +92,18 @@ program
       .default('off'),
   )
   .option('--probe-timeout <seconds>', 'readiness: how long the probes of a phase may take', positive, 30)
+  .option(
+    '--readiness-heartbeat <seconds>',
+    "Kubernetes mode with readiness: how often each replica renews its readiness report (ConfigMap in the Lease's namespace) for the leader; stale after 3 heartbeats",
+    positive,
+    5,
+  )
   .option('--log-level <level>', 'pino log level', 'info')
   .action(
     async (o: {
       readiness: 'proved' | 'naive' | 'off';
       probeTimeout: number;
+      readinessHeartbeat: number;
       xdsAddress: string;
       debugAddress: string;
       healthAddress?: string;
@@ -147,6 +154,7 @@ program
         listenerAddress: o.listenerAddress,
         readiness: o.readiness,
         readinessProbeTimeoutMs: o.probeTimeout * 1000,
+        readinessHeartbeatMs: o.readinessHeartbeat * 1000,
         defaultMetrics: true,
       });
       const stop = (sig: string) => {

@@ -1,0 +1,230 @@
+/**
+ * The fleet's readiness of a route (src/readiness/fleet.ts) from plain objects, no API
+ * server: the minimum over every replica with Envoys of the Gateway, the leader's own live
+ * state included; a stale replica that had Envoys is unknown (never Ready); hashes must
+ * match; a leader without Envoys (NoDataPlane) takes the reference from the others; no
+ * Envoy anywhere → NoDataPlane. Also: the report ConfigMap names and what `observe` makes
+ * of a report ConfigMap.
+ */
+import { EventEmitter } from 'node:events';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ReplicaReports, combineRoute, reportName } from '../../src/readiness/fleet.js';
+import type { CombineInput, PeerReport } from '../../src/readiness/fleet.js';
+import type { Readiness, ReadinessReport, RouteReadiness } from '../../src/readiness/index.js';
+import { silentLogger } from '../../src/log.js';
+
+const R = 'httproute/default/web';
+const G = 'default/gw';
+const HB = 1000;
+const NOW = 1_800_000_000_000;
+
+const own = (o: Partial<RouteReadiness> = {}): RouteReadiness => ({
+  route: R,
+  group: G,
+  generation: 2,
+  ready: true,
+  reason: 'Ready',
+  message: 'proved through 1 Envoy(s)',
+  phase: 'done',
+  hash: 'h2',
+  since: '2027-01-15T08:00:00Z',
+  nodes: [],
+  ...o,
+});
+type Row = ReadinessReport['routes'][number];
+const row = (o: Partial<Row> = {}): Row => ({
+  route: R,
+  group: G,
+  generation: 2,
+  ready: true,
+  reason: 'Ready',
+  message: 'proved through 1 Envoy(s)',
+  hash: 'h2',
+  ...o,
+});
+const peer = (
+  identity: string,
+  o: { envoys?: number; routes?: Row[]; ageMs?: number; seenAgeMs?: number } = {},
+): PeerReport => ({
+  identity,
+  report: { routes: o.routes ?? [row()], envoys: { [G]: o.envoys ?? 1 } },
+  renewedAt: NOW - (o.ageMs ?? 100),
+  seenAt: NOW - (o.seenAgeMs ?? o.ageMs ?? 100),
+});
+const combine = (o: Partial<CombineInput>) =>
+  combineRoute({
+    route: R,
+    group: G,
+    self: 'a',
+    own: own(),
+    ownEnvoys: 1,
+    peers: [],
+    now: NOW,
+    heartbeatMs: HB,
+    ...o,
+  });
+
+describe('combineRoute', () => {
+  test('only this replica has Envoys: its own state, unchanged', () => {
+    expect(combine({ peers: [peer('b', { envoys: 0, routes: [] })] })).toEqual(own());
+    expect(combine({ own: own({ ready: false, reason: 'ProbeFailed', message: 'x' }) })).toMatchObject({
+      ready: false,
+      reason: 'ProbeFailed',
+    });
+  });
+
+  test('every fresh replica Ready with the same hash: Ready, naming them', () => {
+    const r = combine({ peers: [peer('b'), peer('c')] });
+    expect(r).toMatchObject({ ready: true, reason: 'Ready', hash: 'h2', generation: 2 });
+    expect(r?.message).toMatch(/replica a: .*replica b: .*replica c: /);
+  });
+
+  test('a fresh replica not Ready: its reason and a message naming it', () => {
+    const r = combine({
+      peers: [peer('b', { routes: [row({ ready: false, reason: 'ProbeFailed', message: 'backend 503' })] })],
+    });
+    expect(r).toMatchObject({ ready: false, reason: 'ProbeFailed' });
+    expect(r?.message).toBe('replica b: ProbeFailed backend 503');
+  });
+
+  test('the worst reason wins: Nacked > ProbeFailed > NoEndpoints > Proving', () => {
+    const p = (id: string, reason: Row['reason']) =>
+      peer(id, { routes: [row({ ready: false, reason, message: reason })] });
+    expect(combine({ peers: [p('b', 'Proving'), p('c', 'NoEndpoints')] })?.reason).toBe('NoEndpoints');
+    expect(combine({ peers: [p('b', 'ProbeFailed'), p('c', 'Nacked'), p('d', 'Proving')] })).toMatchObject({
+      reason: 'Nacked',
+      message: 'replica c: Nacked Nacked; replica b: ProbeFailed ProbeFailed; replica d: Proving Proving',
+    });
+    expect(
+      combine({ own: own({ ready: false, reason: 'Proving', message: 'p' }), peers: [p('b', 'ProbeFailed')] })
+        ?.reason,
+    ).toBe('ProbeFailed');
+  });
+
+  test('a stale replica that had Envoys is unknown, never Ready', () => {
+    const r = combine({ peers: [peer('b', { ageMs: 3 * HB + 1 })] });
+    expect(r).toMatchObject({ ready: false, reason: 'Proving' });
+    expect(r?.message).toMatch(/^replica b has not reported since \S+Z .*unknown/);
+    // fresh by its own clock, but we have not seen it renewed for 3 heartbeats
+    expect(combine({ peers: [peer('b', { ageMs: 10, seenAgeMs: 3 * HB + 1 })] })?.ready).toBe(false);
+    // a stale replica without Envoys of this Gateway does not count
+    expect(combine({ peers: [peer('b', { ageMs: 10 * HB, envoys: 0 })] })).toEqual(own());
+    // within 3 heartbeats: fresh
+    expect(combine({ peers: [peer('b', { ageMs: 3 * HB })] })?.ready).toBe(true);
+  });
+
+  test('another hash (another state of the route), or no state at all: Proving', () => {
+    const r = combine({ peers: [peer('b', { routes: [row({ hash: 'h1', generation: 1 })] })] });
+    expect(r).toMatchObject({ ready: false, reason: 'Proving', hash: 'h2', generation: 2 });
+    expect(r?.message).toMatch(/replica b: Proving \(at another state of the route, generation 1/);
+    expect(combine({ peers: [peer('b', { routes: [] })] })).toMatchObject({
+      ready: false,
+      reason: 'Proving',
+      message: 'replica b: Proving (has not translated the route yet)',
+    });
+  });
+
+  test('a leader without Envoys (NoDataPlane): the reference comes from the others', () => {
+    const nd = own({ ready: false, reason: 'NoDataPlane', message: 'no Envoy', hash: 'h2' });
+    // B proved it: Ready although the leader itself has no Envoy
+    expect(combine({ own: nd, ownEnvoys: 0, peers: [peer('b')] })).toMatchObject({
+      ready: true,
+      reason: 'Ready',
+      hash: 'h2',
+      generation: 2,
+    });
+    // the others disagree: not Ready, the worst named
+    expect(
+      combine({
+        own: nd,
+        ownEnvoys: 0,
+        peers: [peer('b'), peer('c', { routes: [row({ hash: 'h1', generation: 1 })] })],
+      }),
+    ).toMatchObject({ ready: false, reason: 'Proving', hash: 'h2' });
+    // the others lag behind the leader's generation: their generation (decorate says Proving)
+    expect(
+      combine({
+        own: nd,
+        ownEnvoys: 0,
+        peers: [peer('b', { routes: [row({ generation: 1, hash: 'h1' })] })],
+      }),
+    ).toMatchObject({ ready: false, generation: 2, hash: 'h2' });
+    // B stale: unknown
+    expect(combine({ own: nd, ownEnvoys: 0, peers: [peer('b', { ageMs: 5 * HB })] })).toMatchObject({
+      ready: false,
+      reason: 'Proving',
+    });
+    // the leader has not even got the route: the others' state
+    expect(combine({ own: undefined, ownEnvoys: 0, peers: [peer('b')] })).toMatchObject({
+      ready: true,
+      hash: 'h2',
+    });
+  });
+
+  test('no replica has an Envoy of the Gateway: NoDataPlane', () => {
+    expect(
+      combine({
+        own: own({ ready: false, reason: 'NoDataPlane' }),
+        ownEnvoys: 0,
+        peers: [peer('b', { envoys: 0 })],
+      }),
+    ).toMatchObject({ ready: false, reason: 'NoDataPlane', message: expect.stringMatching(/any replica/) });
+    expect(combine({ own: undefined, ownEnvoys: 0, peers: [] })).toBeUndefined();
+  });
+
+  test('its own report among the peers is ignored (the live state counts)', () => {
+    expect(combine({ peers: [peer('a', { ageMs: 100 * HB })] })).toEqual(own());
+  });
+});
+
+describe('ReplicaReports', () => {
+  test('report names are DNS-1123', () => {
+    expect(reportName('replica-a')).toBe('signalbox-readiness-replica-a');
+    const odd = reportName('Pod_Name.X@host');
+    expect(odd).toMatch(/^signalbox-readiness-pod-name\.x-host-[0-9a-f]{8}$/);
+    expect(reportName('x'.repeat(400)).length).toBeLessThanOrEqual(253);
+    expect(reportName('-a-')).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+  });
+
+  test('observe + combine: a peer ConfigMap counts; a stale one turns the route unknown', () => {
+    let changes = 0;
+    const readiness = Object.assign(new EventEmitter(), {
+      changed: () => changes++,
+      report: () => ({ routes: [], envoys: {} }),
+    }) as unknown as Readiness;
+    const kc = { makeApiClient: () => ({}) } as unknown as KubeConfig;
+    const f = new ReplicaReports({
+      kc,
+      readiness,
+      log: silentLogger(),
+      namespace: 'default',
+      identity: 'a',
+      heartbeatMs: HB,
+      localEnvoys: () => 0,
+    });
+    const nd = own({ ready: false, reason: 'NoDataPlane' });
+    expect(f.combine(R, G, nd)).toMatchObject({ reason: 'NoDataPlane' });
+    const cm = (renewedAt: Date) => ({
+      metadata: { name: 'signalbox-readiness-b', resourceVersion: '1' },
+      data: {
+        'report.json': JSON.stringify({ identity: 'b', report: { routes: [row()], envoys: { [G]: 1 } } }),
+        identity: 'b',
+        renewedAt: renewedAt.toISOString(),
+      },
+    });
+    f.observe(cm(new Date()));
+    expect(changes).toBe(1); // the statuses are written again
+    const r1 = f.combine(R, G, nd);
+    expect(r1).toMatchObject({ ready: true, reason: 'Ready' });
+    // lastTransitionTime holds while ready/reason do
+    expect(f.combine(R, G, nd)?.since).toBe(r1?.since);
+    f.observe(cm(new Date(Date.now() - 4 * HB)));
+    expect(f.combine(R, G, nd)).toMatchObject({
+      ready: false,
+      message: expect.stringMatching(/^replica b has not reported since/),
+    });
+    // an unparseable report is none
+    f.observe({ metadata: { name: 'signalbox-readiness-c' }, data: { 'report.json': '{' } });
+    expect((f.toJSON() as { peers: unknown[] }).peers).toHaveLength(1);
+  });
+});
