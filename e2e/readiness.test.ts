@@ -155,17 +155,18 @@ describe('proved readiness (standalone, real Envoy)', () => {
   });
 
   test('a backend that does not answer: ProbeFailed, the route keeps its previous backend, the others go on', async () => {
+    // both edited at once: the dead backend's probes do not hold the other route back
     replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-dead')));
+    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-a')));
+    await readyIs('web', 'Ready', 3);
+    const otherMeanwhile = app.readiness!.state('httproute/default/other', 'default/gw');
+    expect(otherMeanwhile?.reason).toBe('Proving'); // its probes have 4 s; web needed about 1
     const c = await readyIs('other', 'ProbeFailed', 2);
     expect(c.status).toBe('False');
     expect(c.message).toMatch(/envoy-1/);
     // still served by its previous backend, never by the dead one
     expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
     expect((await ready('web'))?.reason).toBe('Ready');
-    // a route edited meanwhile is proved as usual
-    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-a')));
-    await readyIs('web', 'Ready', 3);
-    expect((await get(`http://127.0.0.1:${port}/other/z`)).backend).toBe('a');
   });
 
   test('a backend that does not resolve (no such Service): never Ready, with the ResolvedRefs reason', async () => {

@@ -86,6 +86,8 @@ export interface ReadinessOptions {
   ackTimeoutMs?: number;
   /** how long the probes of a phase may take (ms) */
   probeTimeoutMs?: number;
+  /** when a route that failed its probes is tried again (ms; default 30 s) */
+  probeRetryMs?: number;
 }
 
 const rfc3339 = (d = new Date()) => d.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -152,8 +154,11 @@ class GroupRunner {
   base?: Snapshot;
   /** route → fingerprint of the state it serves as its main route */
   readonly promoted = new Map<string, string>();
-  /** route → fingerprint that failed (ProbeFailed/Nacked): not retried until edited */
+  /** route → fingerprint that failed (ProbeFailed/Nacked): not retried until edited (ProbeFailed: or retryMs later) */
   readonly failedFp = new Map<string, string>();
+  /** route → the desired state being proved and since when (its probes' time budget) */
+  private readonly provingSince = new Map<string, { fp: string; at: number }>();
+  private retryTimer?: NodeJS.Timeout;
   readonly states = new Map<string, RouteReadiness>();
   private running = false;
   private pending = false;
@@ -179,6 +184,7 @@ class GroupRunner {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     this.abort?.abort();
     this.stopping.abort();
     this.o.cache.ledger.off('connect', this.onConnect);
@@ -200,6 +206,7 @@ class GroupRunner {
           if (!d || this.closed) break;
           try {
             await this.sequence(d);
+            this.scheduleRetry();
           } catch (err) {
             this.o.log.error(
               { err, gateway: this.group },
@@ -212,6 +219,26 @@ class GroupRunner {
         this.running = false;
       }
     })();
+  }
+
+  /**
+   * A route whose probes failed is proved again later (its backend may have come up without
+   * its endpoints changing); one whose change Envoy rejected waits for an edit.
+   */
+  private scheduleRetry(): void {
+    if (this.retryTimer || this.closed) return;
+    const failing = [...this.states.values()].some((s) => s.reason === 'ProbeFailed');
+    if (!failing) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      for (const st of this.states.values())
+        if (st.reason === 'ProbeFailed') {
+          this.failedFp.delete(st.route);
+          this.provingSince.delete(st.route);
+        }
+      this.kick();
+    }, this.o.probeRetryMs);
+    this.retryTimer.unref();
   }
 
   private set(s: Snapshot): void {
@@ -395,13 +422,25 @@ class GroupRunner {
     const rejected = [...nacked.keys()];
     toProve.splice(0, toProve.length, ...toProve.filter((k) => !nacked.has(k)));
     for (const k of toProve) this.setState(k, { nodes: a1.nodes });
-    const r1 = await this.probeAll(probes, d, AbortSignal.any([this.abort.signal, this.stopping.signal]));
+    // each route's probes have probeTimeoutMs from when its current desired state was first tried
+    const now = Date.now();
+    for (const k of toProve) {
+      const since = this.provingSince.get(k);
+      if (since?.fp !== fps.get(k)) this.provingSince.set(k, { fp: fps.get(k)!, at: now });
+    }
+    const r1 = await this.probeAll(probes, d, AbortSignal.any([this.abort.signal, this.stopping.signal]), {
+      budget: (k) => this.o.probeTimeoutMs - (Date.now() - (this.provingSince.get(k)?.at ?? now)),
+      graceMs: 1000,
+    });
     if (r1.aborted) return;
     const passed = toProve.filter((k) => {
       const ns = r1.byRoute.get(k) ?? [];
-      return ns.length > 0 && ns.every((x) => x.probe?.ok);
+      return !r1.pending.has(k) && ns.length > 0 && ns.every((x) => x.probe?.ok);
     });
-    const failed = [...toProve.filter((k) => !passed.includes(k)), ...rejected];
+    // still probing: not promoted now, proved in the next sequence with the time they have left
+    const stillProving = toProve.filter((k) => r1.pending.has(k));
+    for (const k of stillProving) this.setState(k, { message: 'proving: the probes have not answered yet' });
+    const failed = [...toProve.filter((k) => !passed.includes(k) && !r1.pending.has(k)), ...rejected];
     for (const k of failed) {
       if (nacked.has(k)) continue;
       this.failedFp.set(k, fps.get(k)!);
@@ -420,7 +459,7 @@ class GroupRunner {
 
     // ---- phase 2: promote (probe routes stay)
     const keep2 = new Map(keepFailedOthers);
-    for (const k of failed) keep2.set(k, oldOrNone(k));
+    for (const k of [...failed, ...stillProving]) keep2.set(k, oldOrNone(k));
     const core2 = compose(this.o.registry, d, this.base, keep2);
     for (const k of [...passed, ...noBackend, ...noEndpoints]) this.setState(k, { phase: 'promote' });
     const { snap: p2, probes: probes2 } = this.withProbes(core2, d, byRoute, passed, fps);
@@ -458,6 +497,7 @@ class GroupRunner {
         });
     }
     this.finish(p3, fps, [...passed, ...noBackend, ...noEndpoints], a3);
+    if (stillProving.length > 0) this.pending = true; // their turn again at once
   }
 
   /** Routes promoted without a probe (nothing to prove, or no endpoints) and the end of a sequence. */
@@ -657,12 +697,18 @@ class GroupRunner {
     probes: { route: string; rc: string; req: ProbeRequest }[],
     d: Snapshot,
     signal?: AbortSignal,
-  ): Promise<{ aborted: boolean; byRoute: Map<string, NodeReadiness[]> }> {
+    opts: { budget?: (route: string) => number; graceMs?: number } = {},
+  ): Promise<{ aborted: boolean; byRoute: Map<string, NodeReadiness[]>; pending: Set<string> }> {
     const streams = this.o.cache.streamsOf(this.group);
     const byRoute = new Map<string, NodeReadiness[]>();
-    const jobs: Promise<void>[] = [];
+    // the probes still running when the others are done are stopped (see graceMs)
+    const local = new AbortController();
+    const sig = signal ? AbortSignal.any([signal, local.signal]) : local.signal;
     // every probe of the phase listens to the one signal
-    if (signal) setMaxListeners(0, signal);
+    setMaxListeners(0, sig);
+    const open = new Map<string, number>(); // route → probes not finished
+    const bad = new Set<string>();
+    const jobs: Promise<void>[] = [];
     for (const p of probes) {
       const listener = [...d.get(TypeUrl.Listener).values()].find((l) => l.deps.routes.includes(p.rc));
       const sa = (listener?.json.address as JsonObject | undefined)?.socket_address as JsonObject | undefined;
@@ -676,9 +722,14 @@ class GroupRunner {
           port,
           ...(tls ? { tls: { servername: p.req.host } } : {}),
         };
+        open.set(p.route, (open.get(p.route) ?? 0) + 1);
+        const timeoutMs = Math.max(1, opts.budget ? opts.budget(p.route) : this.o.probeTimeoutMs);
         jobs.push(
-          probeUntil(target, p.req, { timeoutMs: this.o.probeTimeoutMs, signal }).then(
+          probeUntil(target, p.req, { timeoutMs, signal: sig }).then(
             (o: ProbeOutcome & { attempts: number }) => {
+              if (local.signal.aborted) return; // given up on: still pending
+              open.set(p.route, (open.get(p.route) ?? 1) - 1);
+              if (!o.ok) bad.add(p.route);
               let l = byRoute.get(p.route);
               if (!l) byRoute.set(p.route, (l = []));
               const prev = l.find((n) => n.stream === st.streamId);
@@ -696,9 +747,28 @@ class GroupRunner {
         );
       }
     }
-    await Promise.all(jobs);
-    for (const p of probes) if (!byRoute.has(p.route)) byRoute.set(p.route, []);
-    return { aborted: signal?.aborted ?? false, byRoute };
+    const all = Promise.all(jobs).then(() => undefined);
+    if (opts.graceMs !== undefined && open.size > 1) {
+      // one slow route does not hold the others back: once some route is proved and the
+      // grace is over, the routes still probing are left for the next sequence
+      const start = Date.now();
+      const someDone = () => [...open].some(([r, n]) => n === 0 && !bad.has(r));
+      await Promise.race([
+        all,
+        new Promise<void>((resolve) => {
+          const tick = () => {
+            if (sig.aborted || (Date.now() - start >= opts.graceMs! && someDone())) return resolve();
+            t = setTimeout(tick, 50);
+          };
+          let t = setTimeout(tick, 50);
+          void all.then(() => clearTimeout(t));
+        }),
+      ]);
+      local.abort();
+    } else await all;
+    const pending = new Set([...open].filter(([, n]) => n > 0).map(([r]) => r));
+    for (const p of probes) if (!byRoute.has(p.route) && !pending.has(p.route)) byRoute.set(p.route, []);
+    return { aborted: signal?.aborted ?? false, byRoute, pending };
   }
 }
 
@@ -727,7 +797,12 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
 
   constructor(o: ReadinessOptions) {
     super();
-    this.o = { ...o, ackTimeoutMs: o.ackTimeoutMs ?? 30_000, probeTimeoutMs: o.probeTimeoutMs ?? 30_000 };
+    this.o = {
+      ...o,
+      ackTimeoutMs: o.ackTimeoutMs ?? 30_000,
+      probeTimeoutMs: o.probeTimeoutMs ?? 30_000,
+      probeRetryMs: o.probeRetryMs ?? 30_000,
+    };
   }
 
   get mode(): ReadinessMode {
