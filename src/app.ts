@@ -60,6 +60,8 @@ export interface AppOptions {
   /** readiness: how long a phase waits for ACKs, and its probes may take (ms) */
   readinessAckTimeoutMs?: number;
   readinessProbeTimeoutMs?: number;
+  /** readiness: when a route whose probes failed is proved again (ms) */
+  readinessProbeRetryMs?: number;
   /**
    * Kubernetes mode with leader election and readiness: how often each replica renews its
    * readiness report for the leader (ms, default 5000; stale after 3 × this)
@@ -120,6 +122,7 @@ export async function startApp(o: AppOptions): Promise<App> {
           controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
           ackTimeoutMs: o.readinessAckTimeoutMs,
           probeTimeoutMs: o.readinessProbeTimeoutMs,
+          probeRetryMs: o.readinessProbeRetryMs,
         })
       : undefined;
   let folder: EnvoyFolderProvider | undefined;

@@ -93,6 +93,12 @@ program
   )
   .option('--probe-timeout <seconds>', 'readiness: how long the probes of a phase may take', positive, 30)
   .option(
+    '--probe-retry <seconds>',
+    'readiness: when a route whose probes failed is proved again (its backend may have come up)',
+    positive,
+    30,
+  )
+  .option(
     '--readiness-heartbeat <seconds>',
     "Kubernetes mode with readiness: how often each replica renews its readiness report (ConfigMap in the Lease's namespace) for the leader; stale after 3 heartbeats",
     positive,
@@ -103,6 +109,7 @@ program
     async (o: {
       readiness: 'proved' | 'naive' | 'off';
       probeTimeout: number;
+      probeRetry: number;
       readinessHeartbeat: number;
       xdsAddress: string;
       debugAddress: string;
@@ -154,6 +161,7 @@ program
         listenerAddress: o.listenerAddress,
         readiness: o.readiness,
         readinessProbeTimeoutMs: o.probeTimeout * 1000,
+        readinessProbeRetryMs: o.probeRetry * 1000,
         readinessHeartbeatMs: o.readinessHeartbeat * 1000,
         defaultMetrics: true,
       });
