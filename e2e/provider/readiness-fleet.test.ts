@@ -1,0 +1,248 @@
+/**
+ * Readiness over the fleet on the real kube-apiserver of e2e/k8s: two signalbox replicas
+ * (real processes, `serve --kubeconfig --readiness proved --readiness-heartbeat 1`), A the
+ * leader (it alone writes status), B a follower; one real Envoy connected ONLY to B. The
+ * route's Ready — written by A, which has no Envoy of the Gateway — becomes True because B
+ * proved it through its Envoy and published that in its report ConfigMap. Then B is
+ * SIGKILLed: its report is no longer renewed, and after 3 heartbeats A turns the route's
+ * Ready False, naming B as not having reported (unknown, not Ready).
+ *
+ * As in kubernetes-readiness.test.ts, the API server refuses loopback EndpointSlice
+ * addresses: the backend runs in a network namespace (veth pair, 198.51.100.8/30
+ * TEST-NET-2: the root side .9, the backend .10).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { get } from '../harness/backend.js';
+import { Envoy, freePort, waitFor } from '../harness/envoy.js';
+import { gateway, gatewayClass, httpRoute, service } from '../harness/gateway-objects.js';
+import { SignalboxProcess } from '../harness/signalbox.js';
+
+const KUBECTL = resolve('.tools/bin/kubectl');
+const NS = `sbf${process.pid}`;
+const HOST_IF = `sbf${process.pid}a`.slice(0, 15);
+const NS_IF = `sbf${process.pid}b`.slice(0, 15);
+const BACKEND_IP = '198.51.100.10';
+const BACKEND_PORT = 8080;
+const HEARTBEAT_S = 1;
+
+interface Cond {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration: number;
+}
+interface Replica {
+  id: string;
+  sb: SignalboxProcess;
+  xdsPort: number;
+}
+interface KubeInfo {
+  statusWrites: number;
+  leader: { identity: string; leading: boolean };
+}
+
+describe('readiness over the fleet: two replicas, the Envoy on the follower', () => {
+  let dir: string;
+  let kubeconfig: string;
+  let backend: ChildProcess | undefined;
+  let envoy: Envoy | undefined;
+  let gwPort: number;
+  let a: Replica;
+  let b: Replica;
+  const replicas: Replica[] = [];
+
+  const kubectl = (args: string[], input?: string) =>
+    execFileSync(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { input, encoding: 'utf8' });
+  const apply = (...docs: unknown[]) =>
+    kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
+  const ready = (): Cond | undefined => {
+    const r = JSON.parse(kubectl(['get', 'httproute', 'web', '-o', 'json'])) as {
+      status?: { parents?: { conditions: Cond[] }[] };
+    };
+    return r.status?.parents?.[0]?.conditions.find((c) => c.type === 'Ready');
+  };
+  /** what each replica thinks, for failure messages */
+  const debug = async () =>
+    JSON.stringify(
+      await Promise.all(
+        replicas
+          .filter((r) => !r.sb.exited)
+          .map(async (r) => ({
+            id: r.id,
+            readiness: await r.sb.json('/debug/readiness'),
+            fleet: await r.sb.json('/debug/readiness-fleet'),
+          })),
+      ),
+    ).slice(0, 4000);
+
+  async function startReplica(id: string): Promise<Replica> {
+    const xdsPort = await freePort();
+    const sb = await SignalboxProcess.start(
+      [
+        '--kubeconfig',
+        kubeconfig,
+        '--xds-address',
+        `127.0.0.1:${xdsPort}`,
+        '--listener-address',
+        '127.0.0.1',
+        '--lease-duration',
+        '3',
+        '--identity',
+        id,
+        '--readiness',
+        'proved',
+        '--readiness-heartbeat',
+        String(HEARTBEAT_S),
+        '--probe-timeout',
+        '10',
+        '--log-level',
+        'warn',
+      ],
+      await freePort(),
+    );
+    const r = { id, sb, xdsPort };
+    replicas.push(r);
+    return r;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-fleet-'));
+    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    kubeconfig = join(dir, 'kubeconfig');
+    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'ignore' });
+    ip('netns', 'add', NS);
+    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
+    ip('link', 'set', NS_IF, 'netns', NS);
+    ip('addr', 'add', '198.51.100.9/30', 'dev', HOST_IF);
+    ip('link', 'set', HOST_IF, 'up');
+    ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${BACKEND_IP}/30`, 'dev', NS_IF);
+    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
+    const script = `require('http').createServer((q,s)=>{s.writeHead(200,{'x-backend':'one','connection':'close'});s.end(q.url)}).listen(${BACKEND_PORT},'${BACKEND_IP}')`;
+    backend = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { stdio: 'ignore' });
+    gwPort = await freePort();
+
+    // A first, and leading, before B starts: leadership is determined
+    a = await startReplica('replica-a');
+    await waitFor(
+      'replica-a leads',
+      async () => (await a.sb.json<KubeInfo>('/debug/kubernetes')).leader.leading,
+    );
+    b = await startReplica('replica-b');
+    envoy = await Envoy.start({ nodeId: 'envoy-on-b', group: 'default/gw', xdsPort: b.xdsPort });
+  }, 120_000);
+
+  afterAll(async () => {
+    await envoy?.stop();
+    for (const r of replicas) await r.sb.kill();
+    backend?.kill();
+    try {
+      execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
+      execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' });
+    } catch {
+      /* already gone with the namespace */
+    }
+    if (dir) {
+      execFileSync('e2e/k8s/stop.sh', [dir], { stdio: 'ignore' });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the leader (no Envoy of its own) writes Ready=True: proved by the follower', async () => {
+    apply(
+      gatewayClass(),
+      gateway([{ name: 'http', protocol: 'HTTP', port: gwPort }]),
+      ...service('web', [{ host: BACKEND_IP, port: BACKEND_PORT }]),
+      { ...httpRoute('web', '/', 'web'), metadata: { name: 'web', namespace: 'default' } },
+    );
+    try {
+      await waitFor('Ready=True', () => ready()?.status === 'True', 60_000, 200);
+    } catch (err) {
+      throw new Error(`${String(err)}; Ready: ${JSON.stringify(ready())}; replicas: ${await debug()}`);
+    }
+    const cond = ready()!;
+    expect(cond).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 1 });
+    expect(cond.message).toMatch(/replica replica-b: proved through 1 Envoy/);
+    // proved through B's Envoy: traffic goes
+    expect(await get(`http://127.0.0.1:${gwPort}/hello`)).toMatchObject({ status: 200, body: '/hello' });
+
+    // A wrote it (B never writes status); A has no Envoy: its own state is NoDataPlane
+    expect((await a.sb.json<KubeInfo>('/debug/kubernetes')).statusWrites).toBeGreaterThan(0);
+    expect((await b.sb.json<KubeInfo>('/debug/kubernetes')).statusWrites).toBe(0);
+    // (Proving until its wait for an Envoy gives up: B may well have proved the route before)
+    await waitFor('replica-a: NoDataPlane', async () => {
+      const own = await a.sb.json<{ routes: { route: string; reason: string }[] }>('/debug/readiness');
+      return own.routes.find((r) => r.route === 'httproute/default/web')?.reason === 'NoDataPlane';
+    });
+    expect(ready()).toMatchObject({ status: 'True', reason: 'Ready' });
+
+    // one report ConfigMap per replica, in the Lease's namespace
+    const cms = kubectl([
+      'get',
+      'configmaps',
+      '-n',
+      'default',
+      '-l',
+      'signalbox.dev/readiness-report=true',
+      '-o',
+      'jsonpath={.items[*].metadata.name}',
+    ]);
+    expect(cms.split(' ').sort()).toEqual(['signalbox-readiness-replica-a', 'signalbox-readiness-replica-b']);
+    const fleet = await a.sb.json<{
+      peers: { identity: string; fresh: boolean; envoys: Record<string, number> }[];
+    }>('/debug/readiness-fleet');
+    expect(fleet.peers).toEqual([
+      expect.objectContaining({ identity: 'replica-b', fresh: true, envoys: { 'default/gw': 1 } }),
+    ]);
+  }, 120_000);
+
+  test('SIGKILL the follower: after 3 heartbeats Ready=False, B unknown (not Ready)', async () => {
+    const t0 = Date.now();
+    await b.sb.kill();
+    let cond: Cond | undefined;
+    try {
+      cond = await waitFor(
+        'Ready=False naming replica-b',
+        () => {
+          const c = ready();
+          return c?.status === 'False' && /replica replica-b has not reported since/.test(c.message) && c;
+        },
+        30_000,
+        100,
+      );
+    } catch (err) {
+      throw new Error(`${String(err)}; Ready: ${JSON.stringify(ready())}; replicas: ${await debug()}`);
+    }
+    const ms = Date.now() - t0;
+    console.log(
+      `SIGKILL replica-b → Ready=False after ${ms} ms (heartbeat ${HEARTBEAT_S} s): ${cond!.message}`,
+    );
+    // stale only once its last renewal (at most one heartbeat before the kill) is 3 heartbeats old
+    expect(ms).toBeGreaterThanOrEqual(2 * HEARTBEAT_S * 1000 - 100);
+    expect(cond).toMatchObject({ status: 'False', reason: 'Proving', observedGeneration: 1 });
+    // B's ConfigMap is still there (it could not delete it): the leader counts it as unknown
+    expect(
+      kubectl(['get', 'configmap', 'signalbox-readiness-replica-b', '-n', 'default', '-o', 'name']).trim(),
+    ).toBe('configmap/signalbox-readiness-replica-b');
+  }, 60_000);
+
+  test('a replica that stops cleanly deletes its report', async () => {
+    const done = new Promise<void>((r) => a.sb.proc.once('exit', () => r()));
+    a.sb.proc.kill('SIGTERM');
+    await done;
+    await waitFor(
+      'report of replica-a gone',
+      () =>
+        !kubectl(['get', 'configmaps', '-n', 'default', '-o', 'jsonpath={.items[*].metadata.name}']).includes(
+          'signalbox-readiness-replica-a',
+        ),
+      20_000,
+      200,
+    );
+  }, 60_000);
+});
