@@ -54,7 +54,8 @@ export interface AppOptions {
   defaultMetrics?: boolean;
   /**
    * Ready conditions on routes: `proved` (add + probe → promote → drop, see readiness/),
-   * `naive` (one push, Ready at the first ACK of every Envoy), `off` (no Ready condition)
+   * `naive` (one push, Ready at the first ACK of every Envoy), `off` (no Ready condition);
+   * default `proved`
    */
   readiness?: ReadinessMode | 'off';
   /** readiness: how long a phase waits for ACKs, and its probes may take (ms) */
@@ -113,12 +114,12 @@ export async function startApp(o: AppOptions): Promise<App> {
   const cache = new SnapshotCache(metrics);
   let ready = false;
   const readiness =
-    o.readiness && o.readiness !== 'off'
+    (o.readiness ?? 'proved') !== 'off'
       ? new Readiness({
           cache,
           registry,
           log: o.log.child({ component: 'readiness' }),
-          mode: o.readiness,
+          mode: o.readiness === 'naive' ? 'naive' : 'proved',
           controllerName: o.controllerName ?? DEFAULT_CONTROLLER_NAME,
           ackTimeoutMs: o.readinessAckTimeoutMs,
           probeTimeoutMs: o.readinessProbeTimeoutMs,

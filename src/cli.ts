@@ -89,7 +89,7 @@ program
       'Ready condition on routes: proved (add + probe, promote, drop: proved through every Envoy), naive (Ready at the first ACK of every Envoy), off',
     )
       .choices(['proved', 'naive', 'off'])
-      .default('off'),
+      .default('proved'),
   )
   .option('--probe-timeout <seconds>', 'readiness: how long the probes of a phase may take', positive, 30)
   .option(

@@ -124,11 +124,18 @@ describe('standalone folder → Envoy', () => {
       return x.backend === 'a' ? x : undefined;
     });
     expect(r.status).toBe(200);
-    const e = (await routeEntry())!;
+    // Ready once proved through the Envoy (readiness: proved by default)
+    const e = await waitFor('route Ready', async () => {
+      const x = (await routeEntry())!;
+      return x.status?.parents?.[0]?.conditions.some((c) => c.type === 'Ready' && c.status === 'True')
+        ? x
+        : undefined;
+    });
     expect(e.generation).toBe(1);
     expect(e.status!.parents![0].conditions.map((c) => [c.type, c.status, c.observedGeneration])).toEqual([
       ['Accepted', 'True', 1],
       ['ResolvedRefs', 'True', 1],
+      ['Ready', 'True', 1],
     ]);
     const gw = (await status()).find((x) => x.kind === 'Gateway')!;
     expect(gw.status!.conditions!.find((c) => c.type === 'Programmed')!.status).toBe('True');

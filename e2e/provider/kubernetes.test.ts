@@ -185,8 +185,13 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     expect(r.backend).toBe('k8s');
     expect(r.body).toBe('/hello');
 
-    await waitFor('route status', () => conds(getJson('httproute/web')).length === 2);
-    expect(conds(getJson('httproute/web'))).toEqual(['Accepted=True@1', 'ResolvedRefs=True@1']);
+    // Ready once proved through the Envoy (readiness: proved by default)
+    await waitFor('route status', () => conds(getJson('httproute/web')).includes('Ready=True@1'));
+    expect(conds(getJson('httproute/web'))).toEqual([
+      'Accepted=True@1',
+      'Ready=True@1',
+      'ResolvedRefs=True@1',
+    ]);
     const gw = await waitFor('gateway status', () => {
       const g = getJson('gateway/gw');
       return g.status?.listeners?.[0]?.attachedRoutes === 1 ? g : undefined;
@@ -217,7 +222,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     expect((await get(`http://127.0.0.1:${port}/v2/x`)).backend).toBe('k8s');
     await waitFor(
       'generation 2 observed',
-      () => conds(getJson('httproute/web')).join() === 'Accepted=True@2,ResolvedRefs=True@2',
+      () => conds(getJson('httproute/web')).join() === 'Accepted=True@2,Ready=True@2,ResolvedRefs=True@2',
     );
     expect(getJson('httproute/web').metadata.generation).toBe(2);
   });
@@ -399,7 +404,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     );
     await waitFor(
       'generation 3 observed',
-      () => conds(getJson('httproute/web')).join() === 'Accepted=True@3,ResolvedRefs=True@3',
+      () => conds(getJson('httproute/web')).join() === 'Accepted=True@3,Ready=True@3,ResolvedRefs=True@3',
       30_000,
     );
   });
@@ -500,8 +505,10 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
         `${kube.events.ownWrites - echoes0} own writes; ` +
         `event→translation delay p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${d[d.length - 1]} ms`,
     );
-    // one write per route plus the Gateway's attachedRoutes updates (at most one per translation)
-    expect(writes).toBeLessThanOrEqual(N + runs);
+    // per route one write with Accepted (Ready: Proving) and one when readiness settles (no
+    // Envoy serves this Gateway: NoDataPlane), plus the Gateway's updates (at most one per
+    // translation, and its RoutesReady summary)
+    expect(writes).toBeLessThanOrEqual(2 * N + runs + 2);
     expect(runs).toBeLessThan(N);
     // the watch events of our own writes are recognised and translate nothing
     expect(kube.events.ownWrites - echoes0).toBeGreaterThanOrEqual(writes - 2);

@@ -44,7 +44,9 @@ describe('two replicas, one leader', () => {
     const r = JSON.parse(kubectl(['get', 'httproute', 'web', '-o', 'json'])) as {
       status?: { parents?: { conditions: { type: string; status: string; observedGeneration: number }[] }[] };
     };
+    // Ready (readiness) has tests of its own (e2e/provider/readiness-fleet.test.ts): here, who writes
     return (r.status?.parents?.[0]?.conditions ?? [])
+      .filter((c) => c.type !== 'Ready')
       .map((c) => `${c.type}=${c.status}@${c.observedGeneration}`)
       .sort()
       .join();
