@@ -13,8 +13,9 @@
  * every replica with Envoys of the Gateway (its own included, from its live state) must
  * report the route Ready with the same hash; a replica whose report is stale (not renewed
  * within 3 × heartbeatMs) but had Envoys of the Gateway is unknown, never Ready. A report
- * stale for longer than `expireMs` (a replica that crashed and never came back: its pod is
- * gone, its ConfigMap would block Ready for ever) is deleted by the leader.
+ * not renewed for longer than `expireMs` by both clocks below (a replica that crashed and
+ * never came back: its pod is gone, its ConfigMap would block Ready for ever) is deleted by
+ * the leader. A report larger than a ConfigMap holds leaves the routes' messages out.
  *
  * Freshness is judged on the writer's clock (`renewedAt`) and on ours (when we last saw the
  * report renewed): a report is fresh only if both are recent, so a replica whose clock runs
@@ -54,6 +55,27 @@ export interface PeerReport {
   renewedAt: number;
   /** our clock: when we last saw it renewed */
   seenAt: number;
+  /** its routes by `<group> <route>` (made on first use) */
+  byRoute?: Map<string, ReadinessReport['routes'][number]>;
+}
+
+function routeOf(p: PeerReport, route: string, group: string): ReadinessReport['routes'][number] | undefined {
+  if (!p.byRoute) p.byRoute = new Map(p.report.routes.map((r) => [`${r.group} ${r.route}`, r]));
+  return p.byRoute.get(`${group} ${route}`);
+}
+
+/** ConfigMaps hold at most 1 MiB: beyond this the routes' messages are left out of a report */
+export const MAX_REPORT_BYTES = 900_000;
+
+/** A report's JSON for its ConfigMap (messages dropped when it would not fit). */
+export function reportJson(identity: string, report: ReadinessReport): string {
+  const full = JSON.stringify({ identity, report });
+  if (Buffer.byteLength(full) <= MAX_REPORT_BYTES) return full;
+  return JSON.stringify({
+    identity,
+    report: { ...report, routes: report.routes.map((r) => ({ ...r, message: '' })) },
+    truncated: true,
+  });
 }
 
 const PRECEDENCE: ReadyReason[] = ['Nacked', 'ProbeFailed', 'NoEndpoints', 'Proving', 'NoDataPlane'];
@@ -104,7 +126,7 @@ export function combineRoute(
       identity: p.identity,
       fresh: isFresh(p, now, heartbeatMs),
       renewedAt: p.renewedAt,
-      state: p.report.routes.find((r) => r.route === route && r.group === group),
+      state: routeOf(p, route, group),
       envoys,
     };
     considered.push(c);
@@ -213,7 +235,10 @@ export class ReplicaReports implements FleetView {
   private readonly api: CoreV1Api;
   private readonly heartbeatMs: number;
   private readonly expireMs: number;
-  private readonly peers = new Map<string, PeerReport & { name: string; resourceVersion?: string }>();
+  private readonly peers = new Map<
+    string,
+    PeerReport & { name: string; resourceVersion?: string; raw: string }
+  >();
   private stopped = false;
   private started = false;
   private publishTimer?: NodeJS.Timeout;
@@ -289,7 +314,7 @@ export class ReplicaReports implements FleetView {
       void this.inFlight.then(() => this.schedulePublish());
       return this.inFlight;
     }
-    const report = JSON.stringify({ identity: this.o.identity, report: this.o.readiness.report() });
+    const report = reportJson(this.o.identity, this.o.readiness.report());
     const heartbeat = this.again || Date.now() - this.lastWrite >= this.heartbeatMs;
     if (report === this.lastPublished && !heartbeat) return Promise.resolve();
     this.again = false;
@@ -385,10 +410,12 @@ export class ReplicaReports implements FleetView {
     }
     const identity = data.identity ?? cm.data?.identity;
     if (!identity || identity === this.o.identity || !data.report) return;
+    const raw = cm.data?.['report.json'] ?? '';
     const renewedAt = Date.parse(cm.data?.renewedAt ?? '') || 0;
     const prev = this.peers.get(identity);
     const seenAt = prev && prev.renewedAt === renewedAt ? prev.seenAt : Date.now();
     this.peers.set(identity, {
+      raw,
       identity,
       name,
       report: {
@@ -414,7 +441,7 @@ export class ReplicaReports implements FleetView {
     const sig = JSON.stringify(
       [...this.peers.values()]
         .sort((a, b) => (a.identity < b.identity ? -1 : 1))
-        .map((p) => [p.identity, isFresh(p, now, this.heartbeatMs), p.report]),
+        .map((p) => [p.identity, isFresh(p, now, this.heartbeatMs), p.raw]),
     );
     if (sig !== this.lastSignature) {
       this.lastSignature = sig;

@@ -8,7 +8,13 @@
  */
 import { EventEmitter } from 'node:events';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { ReplicaReports, combineRoute, reportName } from '../../src/readiness/fleet.js';
+import {
+  MAX_REPORT_BYTES,
+  ReplicaReports,
+  combineRoute,
+  reportJson,
+  reportName,
+} from '../../src/readiness/fleet.js';
 import type { CombineInput, PeerReport } from '../../src/readiness/fleet.js';
 import type { Readiness, ReadinessReport, RouteReadiness } from '../../src/readiness/index.js';
 import { silentLogger } from '../../src/log.js';
@@ -226,5 +232,139 @@ describe('ReplicaReports', () => {
     // an unparseable report is none
     f.observe({ metadata: { name: 'signalbox-readiness-c' }, data: { 'report.json': '{' } });
     expect((f.toJSON() as { peers: unknown[] }).peers).toHaveLength(1);
+  });
+});
+
+describe('ReplicaReports with a fake API', () => {
+  interface Call {
+    op: string;
+    name?: string;
+    body?: { data?: Record<string, string>; metadata?: { labels?: Record<string, string> } };
+    pre?: unknown;
+  }
+  const until = async (what: string, f: () => boolean) => {
+    const end = Date.now() + 5000;
+    while (!f()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  function setup(o: { leader?: boolean; expireMs?: number } = {}) {
+    const calls: Call[] = [];
+    let exists = false;
+    const notFound = () => Object.assign(new Error('not found'), { code: 404 });
+    const api = {
+      replaceNamespacedConfigMap: async (a: { name: string; body: Call['body'] }) => {
+        calls.push({ op: 'replace', name: a.name, body: a.body });
+        if (!exists) throw notFound();
+        return a.body;
+      },
+      createNamespacedConfigMap: async (a: { body: Call['body'] }) => {
+        calls.push({ op: 'create', body: a.body });
+        exists = true;
+        return a.body;
+      },
+      deleteNamespacedConfigMap: async (a: { name: string; body?: { preconditions?: unknown } }) => {
+        calls.push({ op: 'delete', name: a.name, pre: a.body?.preconditions });
+        return {};
+      },
+      // the watch of the others' reports never lists here
+      listNamespacedConfigMap: () => new Promise(() => undefined),
+    };
+    let report: ReadinessReport = { routes: [], envoys: {} };
+    const readiness = Object.assign(new EventEmitter(), {
+      changed: () => undefined,
+      report: () => report,
+    }) as unknown as Readiness;
+    const kc = { makeApiClient: () => api } as unknown as KubeConfig;
+    const f = new ReplicaReports({
+      kc,
+      readiness,
+      log: silentLogger(),
+      namespace: 'signalbox-system',
+      identity: 'pod-1',
+      heartbeatMs: 300,
+      expireMs: o.expireMs ?? 2000,
+      isLeader: () => o.leader ?? false,
+    });
+    return {
+      f,
+      calls,
+      readiness,
+      setReport: (r: ReadinessReport) => (report = r),
+    };
+  }
+
+  test('create on 404, then replace: the report, labelled; coalesced changes; heartbeats; deleted on stop', async () => {
+    const { f, calls, readiness, setReport } = setup();
+    f.start();
+    await until('created', () => calls.some((c) => c.op === 'create'));
+    expect(calls.slice(0, 2).map((c) => c.op)).toEqual(['replace', 'create']);
+    const body = calls[1].body!;
+    expect(body.metadata?.labels).toEqual({ 'signalbox.dev/readiness-report': 'true' });
+    expect(body.data?.identity).toBe('pod-1');
+    expect(body.data?.renewedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(JSON.parse(body.data!['report.json'])).toEqual({
+      identity: 'pod-1',
+      report: { routes: [], envoys: {} },
+    });
+
+    // ten changes at once: one write (at most every ~200 ms)
+    const n = calls.length;
+    setReport({ routes: [row()], envoys: { [G]: 2 } });
+    for (let i = 0; i < 10; i++) readiness.emit('changed');
+    await until('the change written', () =>
+      calls.slice(n).some((c) => c.body?.data?.['report.json'].includes('"default/gw":2')),
+    );
+    expect(calls.slice(n).filter((c) => c.op === 'replace').length).toBe(1);
+    // no change: still renewed every heartbeat
+    const m = calls.length;
+    await until('two heartbeats', () => calls.length >= m + 2);
+    expect(calls.slice(m).every((c) => c.op === 'replace')).toBe(true);
+
+    await f.stop();
+    expect(calls.at(-1)).toMatchObject({ op: 'delete', name: 'signalbox-readiness-pod-1' });
+    const k = calls.length;
+    await new Promise((r) => setTimeout(r, 400));
+    expect(calls.length).toBe(k); // nothing after stop
+  });
+
+  test('the leader deletes a report stale beyond expireMs (only that one, if not renewed meanwhile)', async () => {
+    const { f, calls } = setup({ leader: true, expireMs: 300 });
+    const cm = (id: string, ageMs: number, rv: string) => ({
+      metadata: { name: `signalbox-readiness-${id}`, resourceVersion: rv },
+      data: {
+        'report.json': JSON.stringify({ identity: id, report: { routes: [], envoys: { [G]: 1 } } }),
+        identity: id,
+        renewedAt: new Date(Date.now() - ageMs).toISOString(),
+      },
+    });
+    f.observe(cm('old', 60_000, '7'));
+    f.observe(cm('recent', 100, '8'));
+    // only once we too have not seen it renewed for that long (a new leader does not purge at once)
+    expect(calls).toEqual([]);
+    await new Promise((r) => setTimeout(r, 400));
+    f.observe(cm('recent', 100, '9'));
+    await until('deleted', () => calls.some((c) => c.op === 'delete'));
+    expect(calls.filter((c) => c.op === 'delete')).toEqual([
+      { op: 'delete', name: 'signalbox-readiness-old', pre: { resourceVersion: '7' } },
+    ]);
+    expect((f.toJSON() as { peers: { identity: string }[] }).peers.map((p) => p.identity)).toEqual([
+      'recent',
+    ]);
+    await f.stop();
+  });
+
+  test('a report too big for a ConfigMap leaves the messages out', () => {
+    const big: ReadinessReport = {
+      routes: Array.from({ length: 4000 }, (_, i) =>
+        row({ route: `httproute/default/r${i}`, message: 'm'.repeat(300) }),
+      ),
+      envoys: { [G]: 1 },
+    };
+    const j = reportJson('a', big);
+    expect(Buffer.byteLength(j)).toBeLessThanOrEqual(MAX_REPORT_BYTES);
+    expect(JSON.parse(j)).toMatchObject({ truncated: true, report: { envoys: { [G]: 1 } } });
+    expect(reportJson('a', { routes: [row()], envoys: {} })).not.toMatch(/truncated/);
   });
 });
