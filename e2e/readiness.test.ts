@@ -294,3 +294,58 @@ describe('NACK attribution (a change the translator cannot catch, injected below
     expect(webCond).toMatchObject({ status: 'False', reason: 'Nacked' });
   });
 });
+
+describe('naive readiness, and no data plane', () => {
+  let dir: string;
+  let app: App;
+  let envoy: Envoy | undefined;
+  let a: Backend;
+  let port: number;
+  const state = (route: string) => app.readiness!.state(`httproute/default/${route}`, 'default/gw');
+
+  beforeAll(async () => {
+    a = await startBackend('a', '127.0.0.2');
+    port = await freePort();
+    const deadPort = await freePort(); // nobody listens there
+    dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-naive-'));
+    writeFileSync(
+      join(dir, 'all.yaml'),
+      yamlOf(
+        gatewayClass(),
+        gateway([{ name: 'http', protocol: 'HTTP', port }]),
+        ...service('svc-a', [a]),
+        ...service('svc-dead', [{ host: '127.0.0.4', port: deadPort }]),
+        httpRoute('live', '/live', 'svc-a'),
+        httpRoute('dead', '/dead', 'svc-dead'),
+      ),
+    );
+    app = await startApp({
+      log: silentLogger(),
+      xdsAddress: '127.0.0.1:0',
+      configDir: dir,
+      listenerAddress: '127.0.0.1',
+      readiness: 'naive',
+      readinessAckTimeoutMs: 20_000,
+    });
+  });
+
+  afterAll(async () => {
+    await envoy?.stop();
+    await app?.close();
+    await a?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('no Envoy connected: NoDataPlane; once one connects and ACKs, naive calls every route Ready, even one whose backend is dead', async () => {
+    await waitFor(
+      'NoDataPlane',
+      () => state('live')?.reason === 'NoDataPlane' && state('dead')?.reason === 'NoDataPlane',
+    );
+    envoy = await Envoy.start({ nodeId: 'envoy-naive', group: 'default/gw', xdsPort: app.xdsPort });
+    await waitFor('Ready', () => state('live')?.ready && state('dead')?.ready, 30_000);
+    // the baseline claims what it has not proved: the dead backend's route is "Ready" at the ACK
+    expect(state('dead')?.message).toMatch(/naive: not probed/);
+    expect((await get(`http://127.0.0.1:${port}/dead`)).status).toBe(503);
+    expect((await get(`http://127.0.0.1:${port}/live`)).backend).toBe('a');
+  });
+});
