@@ -184,5 +184,9 @@ describe('manifests/ on a real API server with RBAC', () => {
     expect(canI('update', 'secrets')).toBe('no');
     expect(canI('update', 'leases.coordination.k8s.io', 'signalbox-system')).toBe('yes');
     expect(canI('update', 'leases.coordination.k8s.io', 'default')).toBe('no');
+    // readiness reports of the replicas (src/readiness/fleet.ts): in its own namespace only
+    expect(canI('update', 'configmaps', 'signalbox-system')).toBe('yes');
+    expect(canI('update', 'configmaps', 'default')).toBe('no');
+    expect(canI('list', 'configmaps', 'kube-system')).toBe('no');
   });
 });
