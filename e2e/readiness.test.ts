@@ -46,6 +46,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
   let a: Backend;
   let b: Backend;
   let port: number;
+  let deadPort: number;
   const seen: RouteReadiness[] = [];
 
   const replace = (file: string, text: string) => {
@@ -76,7 +77,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
     a = await startBackend('a', '127.0.0.2');
     b = await startBackend('b', '127.0.0.3');
     port = await freePort();
-    const deadPort = await freePort(); // nobody listens there
+    deadPort = await freePort(); // nobody listens there
     dir = mkdtempSync(join(tmpdir(), 'signalbox-e2e-readiness-'));
     writeFileSync(
       join(dir, 'gateway.yaml'),
@@ -180,6 +181,27 @@ describe('proved readiness (standalone, real Envoy)', () => {
     replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-empty')));
     const c = await readyIs('other', 'NoEndpoints', 4);
     expect(c.status).toBe('False');
+  });
+
+  test('an EndpointSlice change is proved before traffic gets it: a dead new endpoint leaves the route on its old one', async () => {
+    const load = startLoad(`http://127.0.0.1:${port}/eps`);
+    await waitFor('load running', () => load.live.ok >= 20, 30_000, 20);
+    // svc-a (web's backend) now points at an address nobody listens on
+    replace(
+      'services.yaml',
+      yamlOf(
+        ...service('svc-a', [{ host: '127.0.0.4', port: deadPort }]),
+        ...service('svc-b', [b]),
+        ...service('svc-dead', [{ host: '127.0.0.4', port: deadPort }]),
+        ...service('svc-empty', []),
+      ),
+    );
+    const c = await readyIs('web', 'ProbeFailed', 3);
+    expect(c.status).toBe('False');
+    const res = await load.stop();
+    // main traffic never went to the new, dead endpoint
+    expect(res.failures).toEqual([]);
+    expect((await get(`http://127.0.0.1:${port}/eps`)).backend).toBe('a');
   });
 });
 

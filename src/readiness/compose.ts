@@ -196,14 +196,21 @@ export function compose(
   for (const t of [TypeUrl.Listener, TypeUrl.Secret]) res.push(...desired.get(t).values());
   const clusters = new Map(desired.get(TypeUrl.Cluster));
   const endpoints = new Map(desired.get(TypeUrl.Endpoint));
+  // what the routes served as desired send to: those clusters are served as desired
+  const newNeeded = new Set<string>();
+  for (const [k, refs] of entriesByRoute(desired))
+    if (!keep.has(k)) for (const r of refs) for (const c of clustersOf(r.entry)) newNeeded.add(c);
   for (const c of needClusters) {
-    if (clusters.has(c)) continue;
     const cr = old?.get(TypeUrl.Cluster).get(c);
     if (!cr) continue;
+    // a kept route keeps its cluster and endpoints as they were (an EndpointSlice change is
+    // proved before main traffic gets it), unless a route served as desired needs the new
+    // ones: a cluster has one state, and the route that is promoted wins
+    if (clusters.has(c) && newNeeded.has(c)) continue;
     clusters.set(c, cr);
     for (const e of cr.deps.endpoints) {
       const er = old?.get(TypeUrl.Endpoint).get(e);
-      if (er && !endpoints.has(e)) endpoints.set(e, er);
+      if (er) endpoints.set(e, er);
     }
   }
   res.push(...clusters.values(), ...endpoints.values());
@@ -233,4 +240,28 @@ export function withRoutes(base: Snapshot, replaced: Resource[], from: Snapshot)
     ...clusters.values(),
     ...endpoints.values(),
   ]);
+}
+
+/**
+ * A copy of cluster `c` of `from` (and its endpoints) under another name, for probe routes
+ * that must reach the desired state of a cluster whose served state is still the old one.
+ */
+export function cloneCluster(reg: ProtoRegistry, from: Snapshot, c: string, name: string): Resource[] {
+  const cr = from.get(TypeUrl.Cluster).get(c);
+  if (!cr) return [];
+  const j = JSON.parse(JSON.stringify(cr.json)) as JsonObject;
+  j.name = name;
+  const eds = j.eds_cluster_config as JsonObject | undefined;
+  const out: Resource[] = [];
+  const edsName = (eds?.service_name as string | undefined) ?? c;
+  if (eds?.service_name !== undefined) eds.service_name = name;
+  const la = j.load_assignment as JsonObject | undefined;
+  if (la) la.cluster_name = name;
+  out.push(makeResource(reg, TypeUrl.Cluster, j));
+  if (j.type === 'EDS' || eds) {
+    const cla = from.get(TypeUrl.Endpoint).get(edsName);
+    if (cla)
+      out.push(makeResource(reg, TypeUrl.Endpoint, { ...(cla.json as JsonObject), cluster_name: name }));
+  }
+  return out;
 }

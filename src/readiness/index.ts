@@ -27,11 +27,12 @@ import type { Condition, ObjectStatus } from '../gatewayapi/index.js';
 import type { Logger } from '../log.js';
 import type { SnapshotCache } from '../xds/cache/cache.js';
 import type { StreamLedger } from '../xds/cache/ledger.js';
-import type { Snapshot } from '../xds/cache/snapshot.js';
+import { Snapshot } from '../xds/cache/snapshot.js';
 import type { JsonObject, ProtoRegistry } from '../xds/proto.js';
 import { TypeUrl, makeResource } from '../xds/resource.js';
 import type { Resource } from '../xds/resource.js';
 import {
+  cloneCluster,
   clustersOf,
   compose,
   endpointCount,
@@ -39,10 +40,11 @@ import {
   fingerprint,
   parseRouteKey,
   routeKey,
+  routeKeyOf,
   withRoutes,
 } from './compose.js';
 import type { EntryRef } from './compose.js';
-import { withProbeRoutes } from './probe.js';
+import { isProbeRoute, withProbeRoutes } from './probe.js';
 import type { ProbeRequest } from './probe.js';
 import { probeUntil } from './prober.js';
 import type { ProbeOutcome, ProbeTarget } from './prober.js';
@@ -89,6 +91,8 @@ export interface ReadinessOptions {
   /** when a route that failed its probes is tried again (ms; default 30 s) */
   probeRetryMs?: number;
 }
+
+const allResources = (s: Snapshot): Resource[] => [...s.resources.values()].flatMap((m) => [...m.values()]);
 
 const rfc3339 = (d = new Date()) => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -619,6 +623,18 @@ class GroupRunner {
       }
     const replaced: Resource[] = [];
     const probes: { route: string; rc: string; req: ProbeRequest }[] = [];
+    // probe routes reach the desired state of their clusters: where `core` still serves a
+    // cluster as it was (a kept route's endpoints), they go to a copy of the desired one
+    const clones = new Map<string, Resource[]>();
+    const differs = (c: string) => {
+      const a = core.get(TypeUrl.Cluster).get(c);
+      const b = desired.get(TypeUrl.Cluster).get(c);
+      if (!a || !b) return false;
+      if (a.hash !== b.hash) return true;
+      return b.deps.endpoints.some(
+        (e) => core.get(TypeUrl.Endpoint).get(e)?.hash !== desired.get(TypeUrl.Endpoint).get(e)?.hash,
+      );
+    };
     for (const [rc, entries] of perRc) {
       const from = desired.get(TypeUrl.Route).get(rc)?.json as JsonObject;
       const into = (core.get(TypeUrl.Route).get(rc)?.json as JsonObject | undefined) ?? {
@@ -630,11 +646,23 @@ class GroupRunner {
         entries.map(({ name, hash }) => ({ name, hash })),
         from,
       );
+      for (const vh of (out.json.virtual_hosts as JsonObject[] | undefined) ?? [])
+        for (const r of (vh.routes as JsonObject[] | undefined) ?? []) {
+          const action = r.route as JsonObject | undefined;
+          const c = action?.cluster;
+          if (!isProbeRoute(r) || typeof c !== 'string' || !differs(c)) continue;
+          const hash = fps.get(routeKeyOf(String(r.name).replace(/\/probe\/.*$/, '')) ?? '') ?? 'x';
+          const clone = `${c}/probe/${hash}`;
+          if (!clones.has(clone)) clones.set(clone, cloneCluster(this.o.registry, desired, c, clone));
+          action!.cluster = clone;
+        }
       replaced.push(makeResource(this.o.registry, TypeUrl.Route, out.json));
       const routeOf = new Map(entries.map((e) => [e.name, e.route]));
       for (const req of out.probes) probes.push({ route: routeOf.get(req.routeEntry) ?? '', rc, req });
     }
-    return { snap: withRoutes(core, replaced, desired), probes };
+    const extra = [...clones.values()].flat();
+    const from = extra.length > 0 ? new Snapshot([...allResources(desired), ...extra]) : desired;
+    return { snap: withRoutes(core, replaced, from), probes };
   }
 
   /** Wait until every connected Envoy of the group holds `snap` (or NACKed it, or time is up). */
