@@ -203,6 +203,45 @@ describe('proved readiness (standalone, real Envoy)', () => {
     expect(res.failures).toEqual([]);
     expect((await get(`http://127.0.0.1:${port}/eps`)).backend).toBe('a');
   });
+
+  test('edits during a proof supersede it; a route deleted while proving is dropped cleanly', async () => {
+    const services = (aTo: { host: string; port: number }) =>
+      yamlOf(
+        ...service('svc-a', [aTo]),
+        ...service('svc-b', [b]),
+        ...service('svc-dead', [{ host: '127.0.0.4', port: deadPort }]),
+        ...service('svc-empty', []),
+      );
+    replace('services.yaml', services(a)); // svc-a answers again: web is proved on it
+    await readyIs('web', 'Ready', 3);
+    // other → the dead backend (its probes would take 4 s), then deleted while proving
+    replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-dead')));
+    await waitFor(
+      'other proving',
+      () => app.readiness!.state('httproute/default/other', 'default/gw')?.reason === 'Proving',
+    ).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: ${JSON.stringify(app.readiness!.state('httproute/default/other', 'default/gw'))}`,
+      );
+    });
+    rmSync(join(dir, 'other.yaml'));
+    await waitFor(
+      'other gone from readiness',
+      () => !app.readiness!.state('httproute/default/other', 'default/gw'),
+    );
+    // web edited twice in a row: the second edit supersedes the first, which is never reported
+    seen.length = 0;
+    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-dead')));
+    await waitFor('web proving', () =>
+      seen.some((x) => x.route === 'httproute/default/web' && x.reason === 'Proving'),
+    );
+    replace('web.yaml', yamlOf(httpRoute('web', '/', 'svc-b')));
+    await readyIs('web', 'Ready', 5);
+    expect(seen.filter((x) => x.route === 'httproute/default/web').map((x) => x.reason)).not.toContain(
+      'ProbeFailed',
+    );
+    expect((await get(`http://127.0.0.1:${port}/z`)).backend).toBe('b');
+  });
 });
 
 describe('NACK attribution (a change the translator cannot catch, injected below it)', () => {
@@ -314,6 +353,23 @@ describe('NACK attribution (a change the translator cannot catch, injected below
       .find((e) => e.name === 'web')!
       .status!.parents![0].conditions.find((c) => c.type === 'Ready')!;
     expect(webCond).toMatchObject({ status: 'False', reason: 'Nacked' });
+
+    // quarantined until edited: the user's fix (the valid rewrite) is proved and served
+    const fixed = new Snapshot([
+      ...[...next.get(TypeUrl.Route).values()].map((rc) =>
+        res(TypeUrl.Route, JSON.parse(JSON.stringify(rc.json).replaceAll('"((', '"^/web(.*)$')) as never),
+      ),
+      ...[...next.resources.entries()]
+        .filter(([t]) => t !== TypeUrl.Route)
+        .flatMap(([, m]) => [...m.values()]),
+    ]);
+    app.readiness!.desire('default/gw', fixed, new Map());
+    await waitFor('web proved after the edit', () => state('web')?.reason === 'Ready', 60_000);
+    const r = await waitFor('web served by b', async () => {
+      const x = await get(`http://127.0.0.1:${port}/web/1`);
+      return x.backend === 'b' ? x : undefined;
+    });
+    expect(r.status).toBe(200);
   });
 });
 

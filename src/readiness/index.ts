@@ -301,6 +301,22 @@ class GroupRunner {
       // an edit bumps the generation the condition describes, even when Envoy sees no change
       if (st && st.generation !== (this.generations.get(k) ?? st.generation) && this.promoted.get(k) === fp)
         this.setState(k, { generation: this.generations.get(k) });
+      // a change that failed and was taken back: the route wants what it serves, proved before
+      if (
+        st &&
+        !st.ready &&
+        this.promoted.get(k) === fp &&
+        (st.reason === 'ProbeFailed' || st.reason === 'Nacked')
+      ) {
+        this.failedFp.delete(k);
+        this.setState(k, {
+          ready: true,
+          reason: 'Ready',
+          phase: 'done',
+          hash: fp,
+          message: 'serving its state proved before (the change that failed was taken back)',
+        });
+      }
     }
     const changed = [...fps.keys()].filter(
       (k) => this.promoted.get(k) !== fps.get(k) && this.failedFp.get(k) !== fps.get(k),
@@ -445,6 +461,8 @@ class GroupRunner {
     const stillProving = toProve.filter((k) => r1.pending.has(k));
     for (const k of stillProving) this.setState(k, { message: 'proving: the probes have not answered yet' });
     const failed = [...toProve.filter((k) => !passed.includes(k) && !r1.pending.has(k)), ...rejected];
+    // their proof is over: a later try of the same state gets a whole budget again
+    for (const k of [...passed, ...failed]) this.provingSince.delete(k);
     for (const k of failed) {
       if (nacked.has(k)) continue;
       this.failedFp.set(k, fps.get(k)!);
