@@ -187,7 +187,18 @@ export function compose(
         if (kept.length === 0) continue;
         touched = true;
         for (const e of kept) for (const c of clustersOf(e)) needClusters.add(c);
-        vhs.push({ ...vh, routes: kept });
+        // this host no longer has a virtual host of its own in desired: what Envoy would send
+        // its requests to there (a wildcard, `*`) comes after the kept entries, so other
+        // routes keep serving it
+        const domains = Array.isArray(vh.domains) ? (vh.domains as string[]) : [];
+        const fallback = domains.length > 0 ? selectVhost(desiredVhs, domains[0]) : undefined;
+        const rest = fallback
+          ? routesOf(fallback).filter((e) => {
+              const k = routeKeyOf(e.name);
+              return !k || !keep.has(k);
+            })
+          : [];
+        vhs.push({ ...vh, routes: [...kept, ...rest] });
       }
     }
     routes.push(touched ? makeResource(reg, TypeUrl.Route, { ...rc.json, virtual_hosts: vhs }) : rc);
@@ -264,4 +275,25 @@ export function cloneCluster(reg: ProtoRegistry, from: Snapshot, c: string, name
       out.push(makeResource(reg, TypeUrl.Endpoint, { ...(cla.json as JsonObject), cluster_name: name }));
   }
   return out;
+}
+
+/** The virtual host Envoy picks for `host`: exact, then longest `*.suffix`, then longest `prefix*`, then `*`. */
+export function selectVhost(vhs: JsonObject[], host: string): JsonObject | undefined {
+  const h = host.toLowerCase();
+  const doms = (v: JsonObject) =>
+    (Array.isArray(v.domains) ? (v.domains as string[]) : []).map((d) => d.toLowerCase());
+  const exact = vhs.find((v) => doms(v).includes(h));
+  if (exact) return exact;
+  let best: { v: JsonObject; n: number } | undefined;
+  for (const v of vhs)
+    for (const d of doms(v))
+      if (d.startsWith('*') && d.length > 1 && h.endsWith(d.slice(1)) && h.length > d.length - 1)
+        if (!best || d.length > best.n) best = { v, n: d.length };
+  if (best) return best.v;
+  for (const v of vhs)
+    for (const d of doms(v))
+      if (d.endsWith('*') && d.length > 1 && h.startsWith(d.slice(0, -1)))
+        if (!best || d.length > best.n) best = { v, n: d.length };
+  if (best) return best.v;
+  return vhs.find((v) => doms(v).includes('*'));
 }

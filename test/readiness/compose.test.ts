@@ -378,11 +378,11 @@ describe('compose', () => {
     expect(fpOf(s, B)).toBe(fpOf(old, B));
   });
 
-  // BUG: the old virtual host comes back with B's entries only. In old, b.example.com requests
-  // for /a reached A (lent from the wider '*' domain); in desired they fall to '*' and reach A;
-  // in the composed snapshot the exact b.example.com virtual host wins and has no /a entry: A,
-  // which is not changing at all, answers 404 on b.example.com for the whole transition.
-  test.failing("B's hostname changed, kept 'old': A still serves requests for B's old hostname", () => {
+  // The old virtual host comes back for B; in old, b.example.com requests for /a reached A (lent
+  // from the wider '*' domain), in desired they fall to '*' and reach A: so the composed
+  // b.example.com virtual host carries, after B's old entries, what '*' serves (A's entries),
+  // and A, which is not changing, keeps answering on b.example.com during the transition.
+  test("B's hostname changed, kept 'old': A still serves requests for B's old hostname", () => {
     const old = snap({ b: { hostnames: ['b.example.com'] } });
     const desired = snap({ b: { hostnames: ['c.example.com'], backend: 'svc-2' } });
     expect(new Map(layout(old)).get('b.example.com')).toContain(E_A);
