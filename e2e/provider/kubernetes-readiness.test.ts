@@ -19,8 +19,7 @@
  * .5, the backends .6). Every kubectl here runs asynchronously: signalbox (its status
  * writer, its probes) runs in this process and must not be frozen meanwhile.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,6 +28,8 @@ import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { makeLogger, silentLogger } from '../../src/log.js';
 import { get } from '../harness/backend.js';
+import { startNetnsBackends } from '../harness/netns-backend.js';
+import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort } from '../harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass } from '../harness/gateway-objects.js';
 
@@ -43,9 +44,6 @@ interface Cond {
 }
 
 const TOOLS = resolve('.tools/bin');
-const NS = `sbr${process.pid}`;
-const HOST_IF = `sbr${process.pid}a`.slice(0, 15);
-const NS_IF = `sbr${process.pid}b`.slice(0, 15);
 const BACKEND_IP = '198.51.100.6';
 
 /** The kubectl lines of the README, exactly as typed in a shell. */
@@ -66,7 +64,7 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
   let kubeconfig: string;
   let app: App;
   let envoy: Envoy;
-  let backend: ChildProcess;
+  let backend: NetnsBackend | undefined;
   let port: number;
 
   /** a shell command line with kubectl (.tools/bin) on PATH and the test cluster's KUBECONFIG */
@@ -132,17 +130,10 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-readiness-'));
     execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
     kubeconfig = join(dir, 'kubeconfig');
-    const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
-    ip('netns', 'add', NS);
-    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
-    ip('link', 'set', NS_IF, 'netns', NS);
-    ip('addr', 'add', '198.51.100.5/30', 'dev', HOST_IF);
-    ip('link', 'set', HOST_IF, 'up');
-    ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${BACKEND_IP}/30`, 'dev', NS_IF);
-    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
-    // two backends that say who they are (the probes need the answer to come from upstream)
-    const script = `for (const [p, n] of [[8080, 'one'], [8081, 'two']]) require('http').createServer((q,s)=>{s.writeHead(200,{'x-backend':n,'connection':'close'});s.end(q.url)}).listen(p,'${BACKEND_IP}')`;
-    backend = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { stdio: 'ignore' });
+    backend = startNetnsBackends('sbr', 4, [
+      [8080, 'one'],
+      [8081, 'two'],
+    ]);
     port = await freePort();
     app = await startApp({
       log: process.env.STACK_LOG ? makeLogger({ level: process.env.STACK_LOG }) : silentLogger(),
@@ -159,13 +150,7 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
   afterAll(async () => {
     await envoy?.stop();
     await app?.close();
-    backend?.kill();
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
-      execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' });
-    } catch {
-      /* already gone with the namespace */
-    }
+    backend?.stop();
     if (dir) {
       execFileSync('e2e/k8s/stop.sh', [dir], { stdio: 'ignore' });
       rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,7 @@
  * network namespace made here (veth pair, 198.51.100.0/30 TEST-NET-2: the root side
  * 198.51.100.1, the backend 198.51.100.2); Envoy in the root namespace dials it.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,6 +21,8 @@ import type { App } from '../../src/app.js';
 import { silentLogger } from '../../src/log.js';
 import { admit } from '../../src/provider/file/schema.js';
 import { get } from '../harness/backend.js';
+import { startNetnsBackends } from '../harness/netns-backend.js';
+import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort, sleep, waitFor } from '../harness/envoy.js';
 import { startLoad } from '../harness/load.js';
 import { gateway, gatewayClass } from '../harness/gateway-objects.js';
@@ -44,9 +45,6 @@ async function portBelow(below: number): Promise<number> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 const KUBECTL = resolve('.tools/bin/kubectl');
-const NS = `sbk${process.pid}`;
-const HOST_IF = `sbk${process.pid}a`.slice(0, 15);
-const NS_IF = `sbk${process.pid}b`.slice(0, 15);
 const BACKEND_IP = '198.51.100.2';
 
 interface Cond {
@@ -60,7 +58,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
   let kubeconfig: string;
   let app: App;
   let envoy: Envoy;
-  let backend: ChildProcess;
+  let backend: NetnsBackend | undefined;
   let port: number;
 
   const kubectl = (args: string[], input?: string) =>
@@ -109,16 +107,10 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
       env: { ...process.env, APISERVER_PORT: String(apiserverPort) },
     });
     kubeconfig = join(dir, 'kubeconfig');
-    const ip = (...a: string[]) => execFileSync('ip', a, { stdio: 'ignore' });
-    ip('netns', 'add', NS);
-    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
-    ip('link', 'set', NS_IF, 'netns', NS);
-    ip('addr', 'add', '198.51.100.1/30', 'dev', HOST_IF);
-    ip('link', 'set', HOST_IF, 'up');
-    ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${BACKEND_IP}/30`, 'dev', NS_IF);
-    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
-    const script = `for (const [p, n] of [[8080, 'k8s'], [8081, 'k8s-2']]) require('http').createServer((q,s)=>{s.writeHead(200,{'x-backend':n,'connection':'close'});s.end(q.url)}).listen(p,'${BACKEND_IP}')`;
-    backend = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { stdio: 'ignore' });
+    backend = startNetnsBackends('sbk', 0, [
+      [8080, 'k8s'],
+      [8081, 'k8s-2'],
+    ]);
     port = await freePort();
     app = await startApp({
       log: silentLogger(),
@@ -133,13 +125,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
   afterAll(async () => {
     await envoy?.stop();
     await app?.close();
-    backend?.kill();
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
-      execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' });
-    } catch {
-      /* already gone with the namespace */
-    }
+    backend?.stop();
     if (dir) {
       execFileSync('e2e/k8s/stop.sh', [dir], { stdio: 'ignore' });
       rmSync(dir, { recursive: true, force: true });

@@ -11,21 +11,19 @@
  * addresses: the backend runs in a network namespace (veth pair, 198.51.100.8/30
  * TEST-NET-2: the root side .9, the backend .10).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { get } from '../harness/backend.js';
+import { startNetnsBackends } from '../harness/netns-backend.js';
+import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from '../harness/gateway-objects.js';
 import { SignalboxProcess } from '../harness/signalbox.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
-const NS = `sbf${process.pid}`;
-const HOST_IF = `sbf${process.pid}a`.slice(0, 15);
-const NS_IF = `sbf${process.pid}b`.slice(0, 15);
 const BACKEND_IP = '198.51.100.10';
 const BACKEND_PORT = 8080;
 const HEARTBEAT_S = 1;
@@ -50,7 +48,7 @@ interface KubeInfo {
 describe('readiness over the fleet: two replicas, the Envoy on the follower', () => {
   let dir: string;
   let kubeconfig: string;
-  let backend: ChildProcess | undefined;
+  let backend: NetnsBackend | undefined;
   let envoy: Envoy | undefined;
   let gwPort: number;
   let a: Replica;
@@ -115,16 +113,7 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-fleet-'));
     execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
     kubeconfig = join(dir, 'kubeconfig');
-    const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'ignore' });
-    ip('netns', 'add', NS);
-    ip('link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF);
-    ip('link', 'set', NS_IF, 'netns', NS);
-    ip('addr', 'add', '198.51.100.9/30', 'dev', HOST_IF);
-    ip('link', 'set', HOST_IF, 'up');
-    ip('netns', 'exec', NS, 'ip', 'addr', 'add', `${BACKEND_IP}/30`, 'dev', NS_IF);
-    ip('netns', 'exec', NS, 'ip', 'link', 'set', NS_IF, 'up');
-    const script = `require('http').createServer((q,s)=>{s.writeHead(200,{'x-backend':'one','connection':'close'});s.end(q.url)}).listen(${BACKEND_PORT},'${BACKEND_IP}')`;
-    backend = spawn('ip', ['netns', 'exec', NS, process.execPath, '-e', script], { stdio: 'ignore' });
+    backend = startNetnsBackends('sbf', 8, [[BACKEND_PORT, 'one']]);
     gwPort = await freePort();
 
     // A first, and leading, before B starts: leadership is determined
@@ -140,13 +129,7 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
   afterAll(async () => {
     await envoy?.stop();
     for (const r of replicas) await r.sb.kill();
-    backend?.kill();
-    try {
-      execFileSync('ip', ['netns', 'del', NS], { stdio: 'ignore' });
-      execFileSync('ip', ['link', 'del', HOST_IF], { stdio: 'ignore' });
-    } catch {
-      /* already gone with the namespace */
-    }
+    backend?.stop();
     if (dir) {
       execFileSync('e2e/k8s/stop.sh', [dir], { stdio: 'ignore' });
       rmSync(dir, { recursive: true, force: true });
