@@ -5,21 +5,17 @@
  * and a gRPC call through Envoy reaches backend 1; edited to backend 2 it is Ready at
  * generation 2 and the call reaches backend 2.
  */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { stringify } from 'yaml';
-import { startApp } from '../src/app.js';
 import type { App } from '../src/app.js';
-import { makeLogger, silentLogger } from '../src/log.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
+import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass, service } from './harness/gateway-objects.js';
 import { say, startEchoServer } from './harness/grpc.js';
 import type { EchoServer } from './harness/grpc.js';
-
-const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
 
 /** GRPCRoute `name` on Gateway `gw`: signalbox.test.Echo/Say → Service `backend` port 80. */
 const grpcRoute = (name: string, backend: string) => ({
@@ -45,10 +41,7 @@ describe('proved readiness for a GRPCRoute (standalone, real Envoy)', () => {
   let g2: EchoServer;
   let port: number;
 
-  const replace = (file: string, text: string) => {
-    writeFileSync(join(dir, `.${file}.tmp`), text);
-    renameSync(join(dir, `.${file}.tmp`), join(dir, file));
-  };
+  const replace = (file: string, text: string) => replaceFile(dir, file, text);
   const state = () => app.readiness!.state('grpcroute/default/echo', 'default/gw');
   const readyAt = (generation: number): Promise<RouteReadiness> =>
     waitFor(
@@ -82,16 +75,7 @@ describe('proved readiness for a GRPCRoute (standalone, real Envoy)', () => {
     // like traffic.test.ts: no appProtocol; a GRPCRoute's backend cluster speaks HTTP/2 (h2c)
     writeFileSync(join(dir, 'services.yaml'), yamlOf(...service('svc-g1', [g1]), ...service('svc-g2', [g2])));
     writeFileSync(join(dir, 'echo.yaml'), yamlOf(grpcRoute('echo', 'svc-g1')));
-    app = await startApp({
-      log: silentLogger(),
-      xdsAddress: '127.0.0.1:0',
-      debugAddress: '127.0.0.1:0',
-      configDir: dir,
-      listenerAddress: '127.0.0.1',
-      readinessAckTimeoutMs: 20_000,
-      readinessProbeTimeoutMs: 4_000,
-      ...(process.env.READINESS_LOG ? { log: makeLogger({ level: process.env.READINESS_LOG }) } : {}),
-    });
+    app = await startStandalone(dir);
     envoy = await Envoy.start({ nodeId: 'envoy-1', group: 'default/gw', xdsPort: app.xdsPort });
   });
 

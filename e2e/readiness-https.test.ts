@@ -9,21 +9,17 @@
  * route moves it to another backend: Ready again at generation 2, and HTTPS traffic with that
  * SNI reaches the new backend.
  */
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { startApp } from '../src/app.js';
 import type { App } from '../src/app.js';
-import { makeLogger, silentLogger } from '../src/log.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
 import { startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
+import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass, service } from './harness/gateway-objects.js';
-
-const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
 
 // certificate for example.com and *.example.com (also used by e2e/gatewayapi/https.test.ts)
 const certs = 'test/gatewayapi/testdata/certs';
@@ -87,10 +83,7 @@ describe('proved readiness through HTTPS listeners (standalone, real Envoy)', ()
   let b: Backend;
   let port: number;
 
-  const replace = (file: string, text: string) => {
-    writeFileSync(join(dir, `.${file}.tmp`), text);
-    renameSync(join(dir, `.${file}.tmp`), join(dir, file));
-  };
+  const replace = (file: string, text: string) => replaceFile(dir, file, text);
   const state = (name: string) => app.readiness!.state(`httproute/default/${name}`, 'default/gw');
   /** waits for the route's readiness to be Ready at this generation; on failure, says what it was */
   const readyAt = (name: string, generation: number): Promise<RouteReadiness> =>
@@ -143,17 +136,7 @@ describe('proved readiness through HTTPS listeners (standalone, real Envoy)', ()
       yamlOf(route('secure', 'secure', 'svc-a', ['secure.example.com'])),
     );
     writeFileSync(join(dir, 'wild.yaml'), yamlOf(route('wild', 'wild', 'svc-a')));
-    app = await startApp({
-      log: silentLogger(),
-      xdsAddress: '127.0.0.1:0',
-      debugAddress: '127.0.0.1:0',
-      configDir: dir,
-      listenerAddress: '127.0.0.1',
-      readiness: 'proved',
-      readinessAckTimeoutMs: 20_000,
-      readinessProbeTimeoutMs: 4_000,
-      ...(process.env.READINESS_LOG ? { log: makeLogger({ level: process.env.READINESS_LOG }) } : {}),
-    });
+    app = await startStandalone(dir);
     envoy = await Envoy.start({ nodeId: 'envoy-https', group: 'default/gw', xdsPort: app.xdsPort });
   }, 60_000);
 

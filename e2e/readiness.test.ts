@@ -6,24 +6,20 @@
  * leaves its route ProbeFailed while it keeps serving its previous backend and the other
  * routes go on; a backend with no endpoints is NoEndpoints.
  */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { startApp } from '../src/app.js';
 import type { App } from '../src/app.js';
-import { makeLogger, silentLogger } from '../src/log.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
 import { Snapshot } from '../src/xds/cache/snapshot.js';
 import { TypeUrl } from '../src/xds/resource.js';
 import { res } from './harness/resources.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
+import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
 import { startLoad } from './harness/load.js';
-
-const yamlOf = (...docs: unknown[]) => docs.map((d) => stringify(d)).join('---\n');
 
 interface Cond {
   type: string;
@@ -49,10 +45,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
   let deadPort: number;
   const seen: RouteReadiness[] = [];
 
-  const replace = (file: string, text: string) => {
-    writeFileSync(join(dir, `.${file}.tmp`), text);
-    renameSync(join(dir, `.${file}.tmp`), join(dir, file));
-  };
+  const replace = (file: string, text: string) => replaceFile(dir, file, text);
   const ready = async (name: string): Promise<Cond | undefined> => {
     const all = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`)).json()) as Entry[];
     const e = all.find((x) => x.kind === 'HTTPRoute' && x.name === name);
@@ -94,17 +87,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
     );
     writeFileSync(join(dir, 'web.yaml'), yamlOf(httpRoute('web', '/', 'svc-a')));
     writeFileSync(join(dir, 'other.yaml'), yamlOf(httpRoute('other', '/other', 'svc-a')));
-    app = await startApp({
-      log: silentLogger(),
-      xdsAddress: '127.0.0.1:0',
-      debugAddress: '127.0.0.1:0',
-      configDir: dir,
-      listenerAddress: '127.0.0.1',
-      readiness: 'proved',
-      readinessAckTimeoutMs: 20_000,
-      readinessProbeTimeoutMs: 4_000,
-      ...(process.env.READINESS_LOG ? { log: makeLogger({ level: process.env.READINESS_LOG }) } : {}),
-    });
+    app = await startStandalone(dir);
     app.readiness!.on('changed', () => seen.push(...app.readiness!.states().map((s) => ({ ...s }))));
     envoy = await Envoy.start({ nodeId: 'envoy-1', group: 'default/gw', xdsPort: app.xdsPort });
   });
@@ -270,16 +253,7 @@ describe('NACK attribution (a change the translator cannot catch, injected below
         httpRoute('bee', '/bee', 'svc-b'), // svc-b's cluster exists
       ),
     );
-    app = await startApp({
-      log: silentLogger(),
-      xdsAddress: '127.0.0.1:0',
-      debugAddress: '127.0.0.1:0',
-      configDir: dir,
-      listenerAddress: '127.0.0.1',
-      readiness: 'proved',
-      readinessAckTimeoutMs: 20_000,
-      readinessProbeTimeoutMs: 4_000,
-    });
+    app = await startStandalone(dir);
     envoy = await Envoy.start({ nodeId: 'envoy-nack', group: 'default/gw', xdsPort: app.xdsPort });
   });
 
@@ -397,14 +371,7 @@ describe('naive readiness, and no data plane', () => {
         httpRoute('dead', '/dead', 'svc-dead'),
       ),
     );
-    app = await startApp({
-      log: silentLogger(),
-      xdsAddress: '127.0.0.1:0',
-      configDir: dir,
-      listenerAddress: '127.0.0.1',
-      readiness: 'naive',
-      readinessAckTimeoutMs: 20_000,
-    });
+    app = await startStandalone(dir, { readiness: 'naive' });
   });
 
   afterAll(async () => {
