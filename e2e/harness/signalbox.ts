@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { waitFor } from './envoy.js';
+import { freePort, waitFor } from './envoy.js';
 
 export const CLI = resolve('dist/src/cli.js');
 
@@ -50,4 +50,40 @@ export class SignalboxProcess {
     this.proc.kill('SIGKILL');
     await done;
   }
+}
+
+/** A replica of a Kubernetes-mode signalbox process: its identity and ports. */
+export interface Replica {
+  id: string;
+  sb: SignalboxProcess;
+  xdsPort: number;
+  debugPort: number;
+}
+
+/**
+ * A replica process in Kubernetes mode with leader election on a 3 s Lease (free ports,
+ * listeners on 127.0.0.1, warn logs); `extra` adds flags.
+ */
+export async function startReplica(kubeconfig: string, id: string, extra: string[] = []): Promise<Replica> {
+  const xdsPort = await freePort();
+  const debugPort = await freePort();
+  const sb = await SignalboxProcess.start(
+    [
+      '--kubeconfig',
+      kubeconfig,
+      '--xds-address',
+      `127.0.0.1:${xdsPort}`,
+      '--listener-address',
+      '127.0.0.1',
+      '--lease-duration',
+      '3',
+      '--identity',
+      id,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    debugPort,
+  );
+  return { id, sb, xdsPort, debugPort };
 }

@@ -13,7 +13,8 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass } from '../harness/gateway-objects.js';
-import { SignalboxProcess } from '../harness/signalbox.js';
+import { startReplica as startReplicaProcess } from '../harness/signalbox.js';
+import type { Replica } from '../harness/signalbox.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const KUBECTL = resolve('.tools/bin/kubectl');
@@ -21,12 +22,6 @@ const KUBECTL = resolve('.tools/bin/kubectl');
 interface Info {
   statusWrites: number;
   leader: { identity: string; leading: boolean; acquisitions: number };
-}
-interface Replica {
-  id: string;
-  sb: SignalboxProcess;
-  xdsPort: number;
-  debugPort: number;
 }
 
 describe('two replicas, one leader', () => {
@@ -68,28 +63,7 @@ describe('two replicas, one leader', () => {
     },
   });
 
-  async function startReplica(id: string): Promise<Replica> {
-    const xdsPort = await freePort();
-    const debugPort = await freePort();
-    const sb = await SignalboxProcess.start(
-      [
-        '--kubeconfig',
-        kubeconfig,
-        '--xds-address',
-        `127.0.0.1:${xdsPort}`,
-        '--listener-address',
-        '127.0.0.1',
-        '--lease-duration',
-        '3',
-        '--identity',
-        id,
-        '--log-level',
-        'warn',
-      ],
-      debugPort,
-    );
-    return { id, sb, xdsPort, debugPort };
-  }
+  const startReplica = (id: string) => startReplicaProcess(kubeconfig, id);
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-leader-'));

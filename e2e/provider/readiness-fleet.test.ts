@@ -21,7 +21,8 @@ import { startNetnsBackends } from '../harness/netns-backend.js';
 import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from '../harness/gateway-objects.js';
-import { SignalboxProcess } from '../harness/signalbox.js';
+import { startReplica as startReplicaProcess } from '../harness/signalbox.js';
+import type { Replica } from '../harness/signalbox.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const BACKEND_IP = '198.51.100.10';
@@ -34,11 +35,6 @@ interface Cond {
   reason: string;
   message: string;
   observedGeneration: number;
-}
-interface Replica {
-  id: string;
-  sb: SignalboxProcess;
-  xdsPort: number;
 }
 interface KubeInfo {
   statusWrites: number;
@@ -80,31 +76,14 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     ).slice(0, 4000);
 
   async function startReplica(id: string): Promise<Replica> {
-    const xdsPort = await freePort();
-    const sb = await SignalboxProcess.start(
-      [
-        '--kubeconfig',
-        kubeconfig,
-        '--xds-address',
-        `127.0.0.1:${xdsPort}`,
-        '--listener-address',
-        '127.0.0.1',
-        '--lease-duration',
-        '3',
-        '--identity',
-        id,
-        '--readiness',
-        'proved',
-        '--readiness-heartbeat',
-        String(HEARTBEAT_S),
-        '--probe-timeout',
-        '10',
-        '--log-level',
-        'warn',
-      ],
-      await freePort(),
-    );
-    const r = { id, sb, xdsPort };
+    const r = await startReplicaProcess(kubeconfig, id, [
+      '--readiness',
+      'proved',
+      '--readiness-heartbeat',
+      String(HEARTBEAT_S),
+      '--probe-timeout',
+      '10',
+    ]);
     replicas.push(r);
     return r;
   }
