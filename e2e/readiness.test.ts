@@ -160,10 +160,26 @@ describe('proved readiness (standalone, real Envoy)', () => {
     expect(c.message).toMatch(/svc-missing/);
   });
 
-  test('a backend with no endpoints: NoEndpoints', async () => {
+  test('a backend with no endpoints: NoEndpoints (Accepted); once it has a ready endpoint, Ready and served', async () => {
     replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-empty')));
     const c = await readyIs('other', 'NoEndpoints', 4);
     expect(c.status).toBe('False');
+    const all = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`)).json()) as Entry[];
+    const other = all.find((x) => x.kind === 'HTTPRoute' && x.name === 'other');
+    expect(other?.status?.parents?.[0]?.conditions.find((x) => x.type === 'Accepted')?.status).toBe('True');
+    // an endpoint comes up (svc-empty → backend b): proved, Ready, served
+    replace(
+      'services.yaml',
+      yamlOf(
+        ...service('svc-a', [a]),
+        ...service('svc-b', [b]),
+        ...service('svc-dead', [{ host: '127.0.0.4', port: deadPort }]),
+        ...service('svc-empty', [b]),
+      ),
+    );
+    const r = await readyIs('other', 'Ready', 4);
+    expect(r.status).toBe('True');
+    expect((await get(`http://127.0.0.1:${port}/other`)).backend).toBe('b');
   });
 
   test('an EndpointSlice change is proved before traffic gets it: a dead new endpoint leaves the route on its old one', async () => {

@@ -63,6 +63,8 @@ export interface AppOptions {
   readinessProbeTimeoutMs?: number;
   /** readiness: when a route whose probes failed is proved again (ms) */
   readinessProbeRetryMs?: number;
+  /** readiness: how long an Envoy of a Gateway that disconnected is still expected back (ms) */
+  readinessNodeGraceMs?: number;
   /**
    * Kubernetes mode with leader election and readiness: how often each replica renews its
    * readiness report for the leader (ms, default 5000; stale after 3 × this)
@@ -124,6 +126,7 @@ export async function startApp(o: AppOptions): Promise<App> {
           ackTimeoutMs: o.readinessAckTimeoutMs,
           probeTimeoutMs: o.readinessProbeTimeoutMs,
           probeRetryMs: o.readinessProbeRetryMs,
+          nodeGraceMs: o.readinessNodeGraceMs,
         })
       : undefined;
   let folder: EnvoyFolderProvider | undefined;

@@ -15,6 +15,13 @@ function positive(v: string): number {
   return n;
 }
 
+/** A number ≥ 0. */
+function nonNegative(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number, 0 or more');
+  return n;
+}
+
 /** Repeatable option: collect every value. */
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -99,6 +106,12 @@ program
     30,
   )
   .option(
+    '--node-grace <seconds>',
+    'readiness: how long an Envoy of a Gateway that disconnected is still expected back; a route changed meanwhile is EnvoyDisconnected (not Ready) until it is proved on that Envoy, or the grace ends (0: only the Envoys connected count)',
+    nonNegative,
+    60,
+  )
+  .option(
     '--readiness-heartbeat <seconds>',
     "Kubernetes mode with readiness: how often each replica renews its readiness report (ConfigMap in the Lease's namespace) for the leader; stale after 3 heartbeats",
     positive,
@@ -110,6 +123,7 @@ program
       readiness: 'proved' | 'naive' | 'off';
       probeTimeout: number;
       probeRetry: number;
+      nodeGrace: number;
       readinessHeartbeat: number;
       xdsAddress: string;
       debugAddress: string;
@@ -162,6 +176,7 @@ program
         readiness: o.readiness,
         readinessProbeTimeoutMs: o.probeTimeout * 1000,
         readinessProbeRetryMs: o.probeRetry * 1000,
+        readinessNodeGraceMs: o.nodeGrace * 1000,
         readinessHeartbeatMs: o.readinessHeartbeat * 1000,
         defaultMetrics: true,
       });

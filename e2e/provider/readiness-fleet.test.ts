@@ -1,11 +1,13 @@
 /**
  * Readiness over the fleet on the real kube-apiserver of e2e/k8s: two signalbox replicas
  * (real processes, `serve --kubeconfig --readiness proved --readiness-heartbeat 1`), A the
- * leader (it alone writes status), B a follower; one real Envoy connected ONLY to B. The
- * route's Ready — written by A, which has no Envoy of the Gateway — becomes True because B
- * proved it through its Envoy and published that in its report ConfigMap. Then B is
- * SIGKILLed: its report is no longer renewed, and after 3 heartbeats A turns the route's
- * Ready False, naming B as not having reported (unknown, not Ready).
+ * leader (it alone writes status), B a follower, a real Envoy connected to each. The route's
+ * Ready — written by A — becomes True once A proved it through its Envoy and B through its
+ * own (published in B's report ConfigMap). The Envoy on B stopped, the route edited: A
+ * proves the edit, B cannot: Ready=False, EnvoyDisconnected, naming B's Envoy; that Envoy
+ * started again → B proves it there → Ready. Then B is SIGKILLed: its report is no longer
+ * renewed, and after 3 heartbeats A turns the route's Ready False, ReplicaUnknown, naming B
+ * as not having reported (unknown, not Ready).
  *
  * As in kubernetes-readiness.test.ts, the API server refuses loopback EndpointSlice
  * addresses: the backend runs in a network namespace (veth pair, 198.51.100.8/30
@@ -45,7 +47,8 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
   let dir: string;
   let kubeconfig: string;
   let backend: NetnsBackend | undefined;
-  let envoy: Envoy | undefined;
+  let envoyA: Envoy | undefined;
+  let envoyB: Envoy | undefined;
   let gwPort: number;
   let a: Replica;
   let b: Replica;
@@ -92,7 +95,10 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-fleet-'));
     execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
     kubeconfig = join(dir, 'kubeconfig');
-    backend = startNetnsBackends('sbf', 8, [[BACKEND_PORT, 'one']]);
+    backend = startNetnsBackends('sbf', 8, [
+      [BACKEND_PORT, 'one'],
+      [BACKEND_PORT + 1, 'two'],
+    ]);
     gwPort = await freePort();
 
     // A first, and leading, before B starts: leadership is determined
@@ -102,11 +108,15 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
       async () => (await a.sb.json<KubeInfo>('/debug/kubernetes')).leader.leading,
     );
     b = await startReplica('replica-b');
-    envoy = await Envoy.start({ nodeId: 'envoy-on-b', group: 'default/gw', xdsPort: b.xdsPort });
+    // (both on this host: they share the listener port, SO_REUSEPORT; per-instance probing
+    // at an Envoy's own address is e2e/readiness-envoys.test.ts)
+    envoyA = await Envoy.start({ nodeId: 'envoy-on-a', group: 'default/gw', xdsPort: a.xdsPort });
+    envoyB = await Envoy.start({ nodeId: 'envoy-on-b', group: 'default/gw', xdsPort: b.xdsPort });
   }, 120_000);
 
   afterAll(async () => {
-    await envoy?.stop();
+    await envoyA?.stop();
+    await envoyB?.stop();
     for (const r of replicas) await r.sb.kill();
     backend?.stop();
     if (dir) {
@@ -115,7 +125,7 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     }
   });
 
-  test('the leader (no Envoy of its own) writes Ready=True: proved by the follower', async () => {
+  test('an Envoy on each replica: Ready=True (written by the leader) once both are proved', async () => {
     apply(
       gatewayClass(),
       gateway([{ name: 'http', protocol: 'HTTP', port: gwPort }]),
@@ -129,19 +139,15 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     }
     const cond = ready()!;
     expect(cond).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 1 });
+    // both replicas proved it, each through its own Envoy
+    expect(cond.message).toMatch(/proved on every replica with Envoys of the Gateway \(2\)/);
+    expect(cond.message).toMatch(/replica replica-a: proved through 1 Envoy/);
     expect(cond.message).toMatch(/replica replica-b: proved through 1 Envoy/);
-    // proved through B's Envoy: traffic goes
     expect(await get(`http://127.0.0.1:${gwPort}/hello`)).toMatchObject({ status: 200, body: '/hello' });
 
-    // A wrote it (B never writes status); A has no Envoy: its own state is NoDataPlane
+    // A wrote it (B never writes status)
     expect((await a.sb.json<KubeInfo>('/debug/kubernetes')).statusWrites).toBeGreaterThan(0);
     expect((await b.sb.json<KubeInfo>('/debug/kubernetes')).statusWrites).toBe(0);
-    // (Proving until its wait for an Envoy gives up: B may well have proved the route before)
-    await waitFor('replica-a: NoDataPlane', async () => {
-      const own = await a.sb.json<{ routes: { route: string; reason: string }[] }>('/debug/readiness');
-      return own.routes.find((r) => r.route === 'httproute/default/web')?.reason === 'NoDataPlane';
-    });
-    expect(ready()).toMatchObject({ status: 'True', reason: 'Ready' });
 
     // one report ConfigMap per replica, in the Lease's namespace
     const cms = kubectl([
@@ -162,6 +168,59 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
       expect.objectContaining({ identity: 'replica-b', fresh: true, envoys: { 'default/gw': 1 } }),
     ]);
   }, 120_000);
+
+  test('the Envoy on the follower stopped, the route edited: Ready=False naming it; started again: Ready', async () => {
+    await envoyB!.stop();
+    await waitFor('replica-b counts envoy-on-b as away', async () => {
+      const own = await b.sb.json<{ away: Record<string, { node: string }[]> }>('/debug/readiness');
+      return own.away['default/gw']?.some((x) => x.node === 'envoy-on-b');
+    });
+    apply(...service('web2', [{ host: BACKEND_IP, port: BACKEND_PORT + 1 }]), {
+      ...httpRoute('web', '/', 'web2'),
+      metadata: { name: 'web', namespace: 'default' },
+    });
+    let cond: Cond | undefined;
+    try {
+      cond = await waitFor(
+        'Ready=False at generation 2, EnvoyDisconnected naming envoy-on-b',
+        () => {
+          const c = ready();
+          return c?.observedGeneration === 2 && c.reason === 'EnvoyDisconnected' && c;
+        },
+        60_000,
+        200,
+      );
+    } catch (err) {
+      throw new Error(`${String(err)}; Ready: ${JSON.stringify(ready())}; replicas: ${await debug()}`);
+    }
+    expect(cond).toMatchObject({ status: 'False' });
+    expect(cond!.message).toMatch(
+      /replica replica-b: EnvoyDisconnected .*envoy-on-b \(disconnected \d+ s ago\)/,
+    );
+    // A proved the edit through its Envoy: the new backend answers there
+    await waitFor(
+      'the new backend answers',
+      async () => (await get(`http://127.0.0.1:${gwPort}/x`)).backend === 'two',
+    );
+
+    envoyB = await Envoy.start({ nodeId: 'envoy-on-b', group: 'default/gw', xdsPort: b.xdsPort });
+    try {
+      cond = await waitFor(
+        'Ready=True at generation 2',
+        () => {
+          const c = ready();
+          return c?.observedGeneration === 2 && c.status === 'True' && c;
+        },
+        60_000,
+        200,
+      );
+    } catch (err) {
+      throw new Error(`${String(err)}; Ready: ${JSON.stringify(ready())}; replicas: ${await debug()}`);
+    }
+    expect(cond!.message).toMatch(/replica replica-b: proved through 1 Envoy/);
+    // every Envoy serves the new backend (both share the port: a few requests reach each)
+    for (let i = 0; i < 10; i++) expect((await get(`http://127.0.0.1:${gwPort}/x`)).backend).toBe('two');
+  }, 150_000);
 
   test('SIGKILL the follower: after 3 heartbeats Ready=False, B unknown (not Ready)', async () => {
     // B's last renewal the leader saw (B may renew once more before it dies: later, not earlier)
@@ -192,7 +251,7 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     );
     // stale only once its last renewal is 3 heartbeats old (one clock: this machine's)
     expect(at).toBeGreaterThanOrEqual(renewedAt + 3 * HEARTBEAT_S * 1000);
-    expect(cond).toMatchObject({ status: 'False', reason: 'Proving', observedGeneration: 1 });
+    expect(cond).toMatchObject({ status: 'False', reason: 'ReplicaUnknown', observedGeneration: 2 });
     // B's ConfigMap is still there (it could not delete it): the leader counts it as unknown
     expect(
       kubectl(['get', 'configmap', 'signalbox-readiness-replica-b', '-n', 'default', '-o', 'name']).trim(),

@@ -78,7 +78,15 @@ export function reportJson(identity: string, report: ReadinessReport): string {
   });
 }
 
-const PRECEDENCE: ReadyReason[] = ['Nacked', 'ProbeFailed', 'NoEndpoints', 'Proving', 'NoDataPlane'];
+const PRECEDENCE: ReadyReason[] = [
+  'Nacked',
+  'ProbeFailed',
+  'NoEndpoints',
+  'EnvoyDisconnected',
+  'ReplicaUnknown',
+  'Proving',
+  'NoDataPlane',
+];
 const worse = (a: ReadyReason, b: ReadyReason) => PRECEDENCE.indexOf(a) < PRECEDENCE.indexOf(b);
 
 export interface CombineInput {
@@ -170,7 +178,7 @@ export function combineRoute(
     const who = `replica ${c.identity}`;
     if (!c.fresh) {
       problems.push({
-        reason: 'Proving',
+        reason: 'ReplicaUnknown',
         message: `${who} has not reported since ${rfc3339(new Date(c.renewedAt ?? 0))} (${c.envoys} Envoy(s) of the Gateway then): unknown`,
       });
       continue;

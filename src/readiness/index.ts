@@ -50,7 +50,17 @@ import { probeUntil } from './prober.js';
 import type { ProbeOutcome, ProbeTarget } from './prober.js';
 
 export type ReadinessMode = 'proved' | 'naive';
-export type ReadyReason = 'Ready' | 'Proving' | 'Nacked' | 'ProbeFailed' | 'NoEndpoints' | 'NoDataPlane';
+export type ReadyReason =
+  | 'Ready'
+  | 'Proving'
+  | 'Nacked'
+  | 'ProbeFailed'
+  | 'NoEndpoints'
+  | 'NoDataPlane'
+  /** proved through the Envoys connected, not yet on one that went away within --node-grace */
+  | 'EnvoyDisconnected'
+  /** (fleet) a replica with Envoys of the Gateway stopped reporting */
+  | 'ReplicaUnknown';
 export type Phase = 'add' | 'promote' | 'drop' | 'done';
 
 export interface NodeReadiness {
@@ -90,6 +100,12 @@ export interface ReadinessOptions {
   probeTimeoutMs?: number;
   /** when a route that failed its probes is tried again (ms; default 30 s) */
   probeRetryMs?: number;
+  /**
+   * how long an Envoy of a Gateway that disconnected is still expected back (ms; default
+   * 60 s): a route changed meanwhile is EnvoyDisconnected, not Ready, until that Envoy
+   * reconnects and the route is proved on it, or the grace ends (scaled down: forgotten)
+   */
+  nodeGraceMs?: number;
 }
 
 const allResources = (s: Snapshot): Resource[] => [...s.resources.values()].flatMap((m) => [...m.values()]);
@@ -168,12 +184,84 @@ class GroupRunner {
   private pending = false;
   private abort?: AbortController;
   closed = false;
+  /** node id → since when an Envoy of the Gateway is away (expected back for nodeGraceMs) */
+  readonly absent = new Map<string, { since: number; timer: NodeJS.Timeout }>();
+  /** route → the away Envoys it was not proved on */
+  private readonly awaiting = new Map<string, Set<string>>();
+  /** routes served unproved because no Envoy was connected: proved when one connects */
+  private readonly unproved = new Set<string>();
   private readonly onConnect = (st: StreamLedger) => {
-    if (st.group === this.group && [...this.states.values()].some((s) => s.reason === 'NoDataPlane')) {
-      for (const s of this.states.values()) if (s.reason === 'NoDataPlane') this.promoted.delete(s.route);
-      this.kick();
+    if (st.group !== this.group) return;
+    let again = false;
+    const back = this.absent.get(st.id);
+    if (back) {
+      clearTimeout(back.timer);
+      this.absent.delete(st.id);
+      this.o.log.info({ gateway: this.group, node: st.id }, 'readiness: an Envoy that was away is back');
+      // what changed while it was away is proved again, on every Envoy connected now
+      for (const [k, away] of this.awaiting)
+        if (away.has(st.id)) {
+          this.awaiting.delete(k);
+          this.promoted.delete(k);
+          again = true;
+        }
     }
+    for (const k of this.unproved) {
+      this.promoted.delete(k);
+      again = true;
+    }
+    this.unproved.clear();
+    if (again) this.kick();
   };
+  private readonly onDisconnect = (st: StreamLedger) => {
+    if (st.group !== this.group || this.closed || this.o.nodeGraceMs <= 0) return;
+    if (this.o.cache.streamsOf(this.group).some((x) => x.id === st.id)) return; // another stream of it is on
+    clearTimeout(this.absent.get(st.id)?.timer);
+    const timer = setTimeout(() => this.expire(st.id), this.o.nodeGraceMs);
+    timer.unref();
+    this.absent.set(st.id, { since: Date.now(), timer });
+    this.r.changed(); // the fleet report counts it
+  };
+
+  /** An Envoy away for longer than the grace is no longer expected (scaled down). */
+  private expire(id: string): void {
+    this.absent.delete(id);
+    this.o.log.info(
+      { gateway: this.group, node: id },
+      'readiness: an Envoy away for longer than --node-grace is no longer expected',
+    );
+    for (const [k, away] of this.awaiting) {
+      away.delete(id);
+      if (away.size > 0 && [...away].some((n) => this.absent.has(n))) continue;
+      this.awaiting.delete(k);
+      const st = this.states.get(k);
+      if (st?.reason !== 'EnvoyDisconnected') continue;
+      if (this.o.cache.streamsOf(this.group).length === 0)
+        this.setState(k, {
+          ready: false,
+          reason: 'NoDataPlane',
+          message: `no Envoy of Gateway ${this.group} is connected`,
+        });
+      else
+        this.setState(
+          k,
+          {
+            ready: true,
+            reason: 'Ready',
+            message: `proved through the Envoys connected; ${id} was away for longer than the node grace (${this.o.nodeGraceMs / 1000} s) and is no longer expected`,
+          },
+          { away: false },
+        );
+    }
+    this.r.changed();
+  }
+
+  /** "<node> (disconnected 3 s ago)" of every Envoy away */
+  private awayText(): string {
+    return [...this.absent]
+      .map(([id, a]) => `${id} (disconnected ${Math.round((Date.now() - a.since) / 1000)} s ago)`)
+      .join(', ');
+  }
 
   constructor(
     readonly group: string,
@@ -181,6 +269,7 @@ class GroupRunner {
     private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger },
   ) {
     o.cache.ledger.on('connect', this.onConnect);
+    o.cache.ledger.on('disconnect', this.onDisconnect);
   }
 
   /** aborted when the Gateway goes or signalbox stops: every wait ends */
@@ -192,6 +281,8 @@ class GroupRunner {
     this.abort?.abort();
     this.stopping.abort();
     this.o.cache.ledger.off('connect', this.onConnect);
+    this.o.cache.ledger.off('disconnect', this.onDisconnect);
+    for (const a of this.absent.values()) clearTimeout(a.timer);
   }
 
   kick(): void {
@@ -249,7 +340,8 @@ class GroupRunner {
     if (!this.closed) this.o.cache.setSnapshot(this.group, s);
   }
 
-  private setState(k: string, patch: Partial<RouteReadiness>): void {
+  /** `away: false`: Ready as it is (the Envoys away when it was proved are no longer expected) */
+  private setState(k: string, patch: Partial<RouteReadiness>, opts: { away?: false } = {}): void {
     const prev = this.states.get(k);
     const { namespace, name } = parseRouteKey(k);
     const next: RouteReadiness = {
@@ -266,6 +358,15 @@ class GroupRunner {
       generation: this.generations.get(k) ?? prev?.generation ?? 0,
       ...patch,
     };
+    // proved (or ACKed) by the Envoys connected, but one of the Gateway is away: not Ready
+    // until it is back and the route is proved on it (or the grace is over)
+    if (patch.ready === true && this.absent.size > 0 && this.o.mode === 'proved' && opts.away !== false) {
+      this.awaiting.set(k, new Set(this.absent.keys()));
+      next.ready = false;
+      next.reason = 'EnvoyDisconnected';
+      next.message = `${next.message}; not yet on ${this.awayText()}: proved there once it reconnects (expected back for ${this.o.nodeGraceMs / 1000} s)`;
+    } else if (patch.ready === true || (patch.reason && patch.reason !== 'EnvoyDisconnected'))
+      this.awaiting.delete(k);
     if (prev && prev.ready === next.ready && prev.reason === next.reason) next.since = prev.since;
     else next.since = rfc3339();
     this.states.set(k, next);
@@ -294,6 +395,8 @@ class GroupRunner {
         this.states.delete(k);
         this.promoted.delete(k);
         this.failedFp.delete(k);
+        this.awaiting.delete(k);
+        this.unproved.delete(k);
         this.r.changed();
       }
     for (const [k, fp] of fps) {
@@ -333,6 +436,7 @@ class GroupRunner {
     }
     for (const k of changed) {
       this.failedFp.delete(k);
+      this.unproved.delete(k);
       this.setState(k, {
         reason: 'Proving',
         ready: false,
@@ -585,13 +689,14 @@ class GroupRunner {
           nodes: a.nodes,
           message: `ACKed by ${a.nodes.length} Envoy(s) (naive: not probed)`,
         });
-      else if (a.outcome === 'nodata')
+      else if (a.outcome === 'nodata') {
+        this.unproved.add(k);
         this.setState(k, {
           reason: 'NoDataPlane',
           phase: 'done',
           message: `no Envoy of Gateway ${this.group} is connected`,
         });
-      else
+      } else
         this.setState(k, {
           reason: a.outcome === 'nacked' ? 'Nacked' : 'ProbeFailed',
           phase: 'done',
@@ -614,12 +719,22 @@ class GroupRunner {
     this.base = s;
     for (const k of changed) {
       this.promoted.set(k, fps.get(k)!);
-      this.setState(k, {
-        ready: false,
-        reason: 'NoDataPlane',
-        phase: 'done',
-        message: `no Envoy of Gateway ${this.group} is connected`,
-      });
+      this.unproved.add(k);
+      if (this.absent.size > 0 && this.o.mode === 'proved') {
+        this.setState(k, {
+          ready: false,
+          reason: 'EnvoyDisconnected',
+          phase: 'done',
+          message: `no Envoy of Gateway ${this.group} is connected; waiting for ${this.awayText()} (expected back for ${this.o.nodeGraceMs / 1000} s)`,
+        });
+        this.awaiting.set(k, new Set(this.absent.keys()));
+      } else
+        this.setState(k, {
+          ready: false,
+          reason: 'NoDataPlane',
+          phase: 'done',
+          message: `no Envoy of Gateway ${this.group} is connected`,
+        });
     }
   }
 
@@ -848,6 +963,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
       ackTimeoutMs: o.ackTimeoutMs ?? 30_000,
       probeTimeoutMs: o.probeTimeoutMs ?? 30_000,
       probeRetryMs: o.probeRetryMs ?? 30_000,
+      nodeGraceMs: o.nodeGraceMs ?? 60_000,
     };
   }
 
@@ -901,7 +1017,8 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
   /** This replica's report for the others (see FleetView). */
   report(): ReadinessReport {
     const envoys: Record<string, number> = {};
-    for (const g of this.groups.keys()) envoys[g] = this.o.cache.streamsOf(g).length;
+    // an Envoy away within the grace still counts: this replica's verdict on it matters
+    for (const [k, g] of this.groups) envoys[k] = this.o.cache.streamsOf(k).length + g.absent.size;
     return {
       routes: this.states().map(({ route, group, generation, ready, reason, message, hash }) => ({
         route,
@@ -1006,8 +1123,17 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
     });
   }
 
+  /** Envoys of each Gateway that disconnected and are still expected back (--node-grace). */
+  away(): Record<string, { node: string; since: string }[]> {
+    const out: Record<string, { node: string; since: string }[]> = {};
+    for (const [k, g] of this.groups)
+      if (g.absent.size > 0)
+        out[k] = [...g.absent].map(([node, a]) => ({ node, since: rfc3339(new Date(a.since)) }));
+    return out;
+  }
+
   toJSON(): unknown {
-    return { mode: this.o.mode, routes: this.states() };
+    return { mode: this.o.mode, routes: this.states(), away: this.away() };
   }
 
   close(): void {

@@ -97,6 +97,13 @@ describe('combineRoute', () => {
     const p = (id: string, reason: Row['reason']) =>
       peer(id, { routes: [row({ ready: false, reason, message: reason })] });
     expect(combine({ peers: [p('b', 'Proving'), p('c', 'NoEndpoints')] })?.reason).toBe('NoEndpoints');
+    // an Envoy away on one replica: worse than proving elsewhere, not as bad as a failure
+    expect(combine({ peers: [p('b', 'Proving'), p('c', 'EnvoyDisconnected')] })?.reason).toBe(
+      'EnvoyDisconnected',
+    );
+    expect(combine({ peers: [p('b', 'EnvoyDisconnected'), p('c', 'NoEndpoints')] })?.reason).toBe(
+      'NoEndpoints',
+    );
     expect(combine({ peers: [p('b', 'ProbeFailed'), p('c', 'Nacked'), p('d', 'Proving')] })).toMatchObject({
       reason: 'Nacked',
       message: 'replica c: Nacked Nacked; replica b: ProbeFailed ProbeFailed; replica d: Proving Proving',
@@ -109,7 +116,7 @@ describe('combineRoute', () => {
 
   test('a stale replica that had Envoys is unknown, never Ready', () => {
     const r = combine({ peers: [peer('b', { ageMs: 3 * HB + 1 })] });
-    expect(r).toMatchObject({ ready: false, reason: 'Proving' });
+    expect(r).toMatchObject({ ready: false, reason: 'ReplicaUnknown' });
     expect(r?.message).toMatch(/^replica b has not reported since \S+Z .*unknown/);
     // fresh by its own clock, but we have not seen it renewed for 3 heartbeats
     expect(combine({ peers: [peer('b', { ageMs: 10, seenAgeMs: 3 * HB + 1 })] })?.ready).toBe(false);
@@ -158,7 +165,7 @@ describe('combineRoute', () => {
     // B stale: unknown
     expect(combine({ own: nd, ownEnvoys: 0, peers: [peer('b', { ageMs: 5 * HB })] })).toMatchObject({
       ready: false,
-      reason: 'Proving',
+      reason: 'ReplicaUnknown',
     });
     // the leader has not even got the route: the others' state
     expect(combine({ own: undefined, ownEnvoys: 0, peers: [peer('b')] })).toMatchObject({
