@@ -203,6 +203,40 @@ describe('proved readiness (standalone, real Envoy)', () => {
     expect((await get(`http://127.0.0.1:${port}/eps`)).backend).toBe('a');
   });
 
+  test('/metrics: route Ready latency by outcome, phase durations, probes by result, quarantined routes', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${app.debugPort}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    // routes proved and routes whose proof failed, each counted under its outcome
+    expect(value(/^signalbox_route_ready_seconds_count\{outcome="Ready"\} (\d+)$/m)).toBeGreaterThanOrEqual(
+      2,
+    );
+    expect(
+      value(/^signalbox_route_ready_seconds_count\{outcome="ProbeFailed"\} (\d+)$/m),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      value(/^signalbox_route_ready_seconds_count\{outcome="NoEndpoints"\} (\d+)$/m),
+    ).toBeGreaterThanOrEqual(1);
+    for (const phase of ['add', 'promote', 'drop'])
+      expect(
+        value(new RegExp(`^signalbox_readiness_phase_seconds_count\\{phase="${phase}"\\} (\\d+)$`, 'm')),
+      ).toBeGreaterThan(0);
+    expect(value(/^signalbox_readiness_probes_total\{result="ok"\} (\d+)$/m)).toBeGreaterThan(0);
+    // the dead backend's probes: Envoy's own 503 (no upstream answered)
+    expect(value(/^signalbox_readiness_probes_total\{result="local-reply"\} (\d+)$/m)).toBeGreaterThan(0);
+    // quarantined = the routes the debug endpoint shows ProbeFailed or Nacked (web, right now)
+    const routes = (
+      (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/readiness`)).json()) as {
+        routes: RouteReadiness[];
+      }
+    ).routes;
+    const quarantined = routes.filter((r) => r.reason === 'ProbeFailed' || r.reason === 'Nacked').length;
+    expect(quarantined).toBeGreaterThanOrEqual(1);
+    expect(value(/^signalbox_readiness_quarantined_routes (\d+)$/m)).toBe(quarantined);
+    expect(value(/^signalbox_readiness_routes\{reason="ProbeFailed"\} (\d+)$/m)).toBe(
+      routes.filter((r) => r.reason === 'ProbeFailed').length,
+    );
+  });
+
   test('edits during a proof supersede it; a route deleted while proving is dropped cleanly', async () => {
     const services = (aTo: { host: string; port: number }) =>
       yamlOf(

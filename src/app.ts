@@ -127,6 +127,7 @@ export async function startApp(o: AppOptions): Promise<App> {
           probeTimeoutMs: o.readinessProbeTimeoutMs,
           probeRetryMs: o.readinessProbeRetryMs,
           nodeGraceMs: o.readinessNodeGraceMs,
+          metrics: metrics.registry,
         })
       : undefined;
   let folder: EnvoyFolderProvider | undefined;

@@ -47,6 +47,8 @@ import type { EntryRef } from './compose.js';
 import { isProbeRoute, withProbeRoutes } from './probe.js';
 import type { ProbeRequest } from './probe.js';
 import { probeUntil } from './prober.js';
+import { ReadinessMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 import type { ProbeOutcome, ProbeTarget } from './prober.js';
 
 export type ReadinessMode = 'proved' | 'naive';
@@ -106,6 +108,8 @@ export interface ReadinessOptions {
    * reconnects and the route is proved on it, or the grace ends (scaled down: forgotten)
    */
   nodeGraceMs?: number;
+  /** Prometheus registry for the readiness metrics (see metrics.ts) */
+  metrics?: Registry;
 }
 
 const allResources = (s: Snapshot): Resource[] => [...s.resources.values()].flatMap((m) => [...m.values()]);
@@ -188,6 +192,8 @@ class GroupRunner {
   readonly absent = new Map<string, { since: number; timer: NodeJS.Timeout }>();
   /** route → the away Envoys it was not proved on */
   private readonly awaiting = new Map<string, Set<string>>();
+  /** route → the change being followed to its outcome (signalbox_route_ready_seconds) */
+  private readonly changeAt = new Map<string, { fp: string; at: number }>();
   /** routes served unproved because no Envoy was connected: proved when one connects */
   private readonly unproved = new Set<string>();
   private readonly onConnect = (st: StreamLedger) => {
@@ -266,7 +272,10 @@ class GroupRunner {
   constructor(
     readonly group: string,
     private readonly r: Readiness,
-    private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger },
+    private readonly o: Required<Omit<ReadinessOptions, 'log' | 'metrics'>> & {
+      log: Logger;
+      m?: ReadinessMetrics;
+    },
   ) {
     o.cache.ledger.on('connect', this.onConnect);
     o.cache.ledger.on('disconnect', this.onDisconnect);
@@ -367,6 +376,11 @@ class GroupRunner {
       next.message = `${next.message}; not yet on ${this.awayText()}: proved there once it reconnects (expected back for ${this.o.nodeGraceMs / 1000} s)`;
     } else if (patch.ready === true || (patch.reason && patch.reason !== 'EnvoyDisconnected'))
       this.awaiting.delete(k);
+    const c = this.changeAt.get(k);
+    if (c && next.phase === 'done' && next.reason !== 'Proving') {
+      this.o.m?.routeReady.observe({ outcome: next.reason }, (Date.now() - c.at) / 1000);
+      this.changeAt.delete(k);
+    }
     if (prev && prev.ready === next.ready && prev.reason === next.reason) next.since = prev.since;
     else next.since = rfc3339();
     this.states.set(k, next);
@@ -397,6 +411,7 @@ class GroupRunner {
         this.failedFp.delete(k);
         this.awaiting.delete(k);
         this.unproved.delete(k);
+        this.changeAt.delete(k);
         this.r.changed();
       }
     for (const [k, fp] of fps) {
@@ -434,7 +449,9 @@ class GroupRunner {
       }
       return;
     }
+    const t0 = Date.now();
     for (const k of changed) {
+      if (this.changeAt.get(k)?.fp !== fps.get(k)) this.changeAt.set(k, { fp: fps.get(k)!, at: t0 });
       this.failedFp.delete(k);
       this.unproved.delete(k);
       this.setState(k, {
@@ -557,6 +574,7 @@ class GroupRunner {
       graceMs: 1000,
     });
     if (r1.aborted) return;
+    this.o.m?.phase.observe({ phase: 'add' }, (Date.now() - t0) / 1000);
     const passed = toProve.filter((k) => {
       const ns = r1.byRoute.get(k) ?? [];
       return !r1.pending.has(k) && ns.length > 0 && ns.every((x) => x.probe?.ok);
@@ -584,6 +602,7 @@ class GroupRunner {
     this.abort = undefined;
 
     // ---- phase 2: promote (probe routes stay)
+    const t2 = Date.now();
     const keep2 = new Map(keepFailedOthers);
     for (const k of [...failed, ...stillProving]) keep2.set(k, oldOrNone(k));
     const core2 = compose(this.o.registry, d, this.base, keep2);
@@ -596,11 +615,15 @@ class GroupRunner {
       for (const k of passed) this.setState(k, { nodes: r2.byRoute.get(k) ?? [] });
     }
 
+    this.o.m?.phase.observe({ phase: 'promote' }, (Date.now() - t2) / 1000);
+
     // ---- phase 3: drop the probe routes
+    const t3 = Date.now();
     for (const k of [...passed, ...noBackend, ...noEndpoints]) this.setState(k, { phase: 'drop' });
     const p3 = core2;
     this.set(p3);
     const a3 = await this.waitApplied(p3);
+    this.o.m?.phase.observe({ phase: 'drop' }, (Date.now() - t3) / 1000);
     for (const k of passed) {
       const nodes = this.states.get(k)?.nodes ?? [];
       const probeBad = nodes.filter((n) => n.probe && !n.probe.ok);
@@ -676,8 +699,10 @@ class GroupRunner {
   }
 
   private async naive(d: Snapshot, fps: Map<string, string>, changed: string[]): Promise<void> {
+    const t0 = Date.now();
     this.set(d);
     const a = await this.waitApplied(d);
+    this.o.m?.phase.observe({ phase: 'naive' }, (Date.now() - t0) / 1000);
     this.base = d;
     for (const k of changed) {
       this.promoted.set(k, fps.get(k)!);
@@ -889,6 +914,7 @@ class GroupRunner {
           probeUntil(target, p.req, { timeoutMs, signal: sig }).then(
             (o: ProbeOutcome & { attempts: number }) => {
               if (local.signal.aborted) return; // given up on: still pending
+              this.o.m?.probes.inc({ result: o.ok ? 'ok' : o.reason });
               open.set(p.route, (open.get(p.route) ?? 1) - 1);
               if (!o.ok) bad.add(p.route);
               let l = byRoute.get(p.route);
@@ -953,7 +979,10 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
   private readonly groups = new Map<string, GroupRunner>();
   /** set in Kubernetes mode with several replicas (see FleetView) */
   fleet?: FleetView;
-  private readonly o: Required<Omit<ReadinessOptions, 'log'>> & { log: Logger };
+  private readonly o: Required<Omit<ReadinessOptions, 'log' | 'metrics'>> & {
+    log: Logger;
+    m?: ReadinessMetrics;
+  };
   private scheduled = false;
 
   constructor(o: ReadinessOptions) {
@@ -964,6 +993,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
       probeTimeoutMs: o.probeTimeoutMs ?? 30_000,
       probeRetryMs: o.probeRetryMs ?? 30_000,
       nodeGraceMs: o.nodeGraceMs ?? 60_000,
+      m: o.metrics ? new ReadinessMetrics(o.metrics, () => this.states().map((x) => x.reason)) : undefined,
     };
   }
 
