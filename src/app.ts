@@ -7,6 +7,8 @@ import { HealthServer } from './debug/health.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
 import { FileProvider } from './provider/file/index.js';
 import { KubernetesProvider } from './provider/kubernetes/index.js';
+import { Launcher } from './launcher/index.js';
+import type { LauncherOptions } from './launcher/index.js';
 import { LeaderElector } from './leader/lease.js';
 import type { LeaderOptions } from './leader/lease.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
@@ -49,6 +51,11 @@ export interface AppOptions {
   statusBurst?: number;
   /** address the translated Envoy listeners bind (default 0.0.0.0) */
   listenerAddress?: string;
+  /**
+   * `serve --envoy local`: signalbox runs one Envoy per Gateway (src/launcher/), each on an
+   * address of its own from a 127.0.0.0/8 pool (instead of listenerAddress)
+   */
+  localEnvoys?: Omit<LauncherOptions, 'log' | 'metrics'>;
   stepTimeoutMs?: number;
   maxRequestsPerSecond?: number;
   defaultMetrics?: boolean;
@@ -83,6 +90,8 @@ export interface App {
   readiness?: Readiness;
   /** Kubernetes mode with leader election and readiness: the replicas' readiness reports */
   fleet?: ReplicaReports;
+  /** `localEnvoys`: the Envoys signalbox runs */
+  launcher?: Launcher;
   xdsPort: number;
   debugPort: number;
   health?: HealthServer;
@@ -111,8 +120,16 @@ export async function startApp(o: AppOptions): Promise<App> {
           clientCa: readFileSync(o.xdsClientCa),
         }
       : undefined;
+  if (o.localEnvoys) {
+    if (tls) throw new Error('--envoy local needs plaintext ADS: local Envoys have no client certificates');
+    if (!o.configDir === !(o.kubeconfig || o.kubernetes))
+      throw new Error('--envoy local needs one provider of Gateways: --config-dir or Kubernetes mode');
+  }
   const registry = protoRegistry();
   const metrics = new Metrics({ defaultMetrics: o.defaultMetrics });
+  const launcher = o.localEnvoys
+    ? new Launcher({ ...o.localEnvoys, log: o.log.child({ component: 'launcher' }), metrics })
+    : undefined;
   const cache = new SnapshotCache(metrics);
   let ready = false;
   const readiness =
@@ -146,6 +163,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       bindAddress: o.listenerAddress,
       metrics,
       readiness,
+      local: launcher,
     });
     files.start(); // synchronous too
   }
@@ -166,6 +184,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       statusBurst: o.statusBurst,
       writeStatus: o.leaderElection ? () => leader?.isLeader ?? false : undefined,
       readiness,
+      local: launcher,
     });
     if (o.leaderElection) {
       leader = new LeaderElector(kube.kc, o.leaderElection, o.log.child({ component: 'leader' }));
@@ -202,6 +221,7 @@ export async function startApp(o: AppOptions): Promise<App> {
         ...(readiness ? { readiness: () => readiness.toJSON() } : {}),
         ...(fleet ? { 'readiness-fleet': () => fleet.toJSON() } : {}),
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
+        ...(launcher ? { envoys: () => launcher.toJSON() } : {}),
         ...(files
           ? {
               status: () => files.status(),
@@ -263,6 +283,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     tls,
   });
   const xdsPort = await ads.listen(o.xdsAddress);
+  launcher?.start({ host: splitHostPort(o.xdsAddress)[0], port: xdsPort });
   o.log.info({ xdsPort, xdsTls: !!tls, debugPort, healthPort }, 'signalbox serving');
   return {
     cache,
@@ -274,6 +295,7 @@ export async function startApp(o: AppOptions): Promise<App> {
     leader,
     readiness,
     fleet,
+    launcher,
     xdsPort,
     debugPort,
     health,
@@ -284,6 +306,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       await fleet?.stop(); // its report goes before the Lease (and the KubeConfig) do
       await leader?.stop();
       await kube?.stop();
+      await launcher?.close(); // before ADS goes: the Envoys stop without losing their server
       readiness?.close();
       await debug?.close();
       await health?.close();

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
+import { DEFAULT_LOCAL_ADDRESSES } from './launcher/index.js';
 import { makeLogger } from './log.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 
@@ -92,6 +93,30 @@ program
   .option('--listener-address <ip>', 'address the Envoy listeners of Gateways bind', '0.0.0.0')
   .addOption(
     new Option(
+      '--envoy <mode>',
+      'who runs the Envoys: external (they connect with a `signalbox bootstrap`), local (signalbox launches and supervises one Envoy per Gateway on this host, each listening on its own address from --envoy-local-addresses, shown in status.addresses and GET /debug/envoys)',
+    )
+      .choices(['external', 'local'])
+      .default('external'),
+  )
+  .option('--envoy-path <file>', '--envoy local: the Envoy binary (a path, or a name on PATH)', 'envoy')
+  .option(
+    '--envoy-local-addresses <cidr>',
+    "--envoy local: pool of listener addresses inside 127.0.0.0/8, one per Gateway (a Gateway's spec.addresses IPAddress in 127.0.0.0/8 is honoured)",
+    DEFAULT_LOCAL_ADDRESSES,
+  )
+  .option(
+    '--envoy-concurrency <n>',
+    "--envoy local: each Envoy's worker threads (default: Envoy's, one per core)",
+    positive,
+  )
+  .option(
+    '--envoy-log-level <level>',
+    "--envoy local: Envoy's log level (its lines go to this log)",
+    'warning',
+  )
+  .addOption(
+    new Option(
       '--readiness <mode>',
       'Ready condition on routes: proved (add + probe, promote, drop: proved through every Envoy), naive (Ready at the first ACK of every Envoy), off',
     )
@@ -143,6 +168,11 @@ program
       statusQps: number;
       statusBurst: number;
       listenerAddress: string;
+      envoy: 'external' | 'local';
+      envoyPath: string;
+      envoyLocalAddresses: string;
+      envoyConcurrency?: number;
+      envoyLogLevel: string;
       logLevel: string;
     }) => {
       const log = makeLogger({ level: o.logLevel });
@@ -173,6 +203,15 @@ program
         statusQps: o.statusQps,
         statusBurst: o.statusBurst,
         listenerAddress: o.listenerAddress,
+        localEnvoys:
+          o.envoy === 'local'
+            ? {
+                envoyPath: o.envoyPath,
+                addresses: o.envoyLocalAddresses,
+                concurrency: o.envoyConcurrency,
+                envoyLogLevel: o.envoyLogLevel,
+              }
+            : undefined,
         readiness: o.readiness,
         readinessProbeTimeoutMs: o.probeTimeout * 1000,
         readinessProbeRetryMs: o.probeRetry * 1000,

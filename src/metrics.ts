@@ -105,6 +105,18 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly localEnvoys = new Gauge({
+    name: 'signalbox_local_envoys',
+    help: 'Envoys signalbox runs itself (serve --envoy local), by state (starting, running, backoff, stopping)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  readonly localEnvoyRestarts = new Counter({
+    name: 'signalbox_local_envoy_restarts_total',
+    help: 'Local Envoys that exited on their own and were started again (with backoff), by Gateway (namespace/name)',
+    labelNames: ['gateway'] as const,
+    registers: [this.registry],
+  });
 
   /** Current value of a counter or gauge for the given labels (0 when never set). */
   async value(name: string, labels: Record<string, string> = {}): Promise<number> {

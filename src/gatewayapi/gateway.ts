@@ -48,6 +48,16 @@ export function buildClasses(objs: ObjectSet, controllerName: string, now: strin
   return out;
 }
 
+/**
+ * The address a Gateway's own data plane binds, when signalbox runs one Envoy per Gateway
+ * (`serve --envoy local`, src/launcher/), or why it has none: UnsupportedAddress makes the
+ * Gateway Accepted=False; AddressNotUsable and AddressNotAssigned make it Programmed=False
+ * (and give it no Envoy configuration).
+ */
+export type GatewayAddress =
+  | { address: string }
+  | { reason: 'UnsupportedAddress' | 'AddressNotUsable' | 'AddressNotAssigned'; message: string };
+
 export interface GatewayState {
   gw: Gateway;
   key: string;
@@ -55,12 +65,19 @@ export interface GatewayState {
   listeners: ListenerState[];
   conds: Conditions;
   error?: { reason: string; message: string };
+  /** per-Gateway addresses: the one this Gateway's listeners bind (undefined: it has none) */
+  address?: string;
 }
 
+/**
+ * `addresses` (per-Gateway addresses, see GatewayAddress): spec.addresses are requests the
+ * caller judged; without it spec.addresses are not supported.
+ */
 export function buildGateways(
   objs: ObjectSet,
   classes: Map<string, ClassState>,
   now: string,
+  addresses?: ReadonlyMap<string, GatewayAddress>,
 ): Map<string, GatewayState> {
   const out = new Map<string, GatewayState>();
   for (const gw of sortedValues(objs.gateways)) {
@@ -97,9 +114,14 @@ export function buildGateways(
         reason: Reason.Invalid,
         message: `listener name ${show(dup)} is used more than once`,
       };
-    else if (Array.isArray(gw.spec.addresses) && gw.spec.addresses.length > 0) {
+    else if (!addresses && Array.isArray(gw.spec.addresses) && gw.spec.addresses.length > 0) {
       state.error = { reason: Reason.UnsupportedAddress, message: 'spec.addresses is not supported' };
     }
+    const assigned: GatewayAddress | undefined = addresses
+      ? (addresses.get(state.key) ?? { reason: 'AddressNotAssigned', message: 'no address assigned yet' })
+      : undefined;
+    if (!state.error && assigned && 'reason' in assigned && assigned.reason === 'UnsupportedAddress')
+      state.error = { reason: Reason.UnsupportedAddress, message: assigned.message };
     if (!state.error) {
       state.listeners = buildListeners(objs, gw, g, now, prevListeners);
       const ok = state.listeners.filter((l) => l.accepted);
@@ -122,21 +144,27 @@ export function buildGateways(
             : { type: Cond.Accepted, status: true, reason: Reason.Accepted, message: 'Gateway is accepted' },
         );
         const programmed = state.listeners.some((l) => l.ready);
+        const address = assigned && 'address' in assigned ? assigned.address : undefined;
         conds.set(
-          programmed
-            ? {
-                type: Cond.Programmed,
-                status: true,
-                reason: Reason.Programmed,
-                message: 'Gateway is programmed',
-              }
-            : {
-                type: Cond.Programmed,
-                status: false,
-                reason: Reason.Invalid,
-                message: 'no listener can be programmed',
-              },
+          assigned && 'reason' in assigned
+            ? { type: Cond.Programmed, status: false, reason: assigned.reason, message: assigned.message }
+            : programmed
+              ? {
+                  type: Cond.Programmed,
+                  status: true,
+                  reason: Reason.Programmed,
+                  message: address
+                    ? `Gateway is programmed: its listeners bind ${address}`
+                    : 'Gateway is programmed',
+                }
+              : {
+                  type: Cond.Programmed,
+                  status: false,
+                  reason: Reason.Invalid,
+                  message: 'no listener can be programmed',
+                },
         );
+        state.address = address;
       }
     }
     if (state.error) {

@@ -13,4 +13,5 @@ export { RouteCache, translate } from './translator.js';
 export type { ObjectStatus, TranslateOptions, TranslateResult } from './translator.js';
 export type * from './ir.js';
 export type { Condition } from './status.js';
+export type { GatewayAddress } from './gateway.js';
 export { DEFAULT_CONTROLLER } from './types.js';

@@ -12,6 +12,11 @@ export interface IRGateway {
   name: string;
   /** node group: `<namespace>/<name>` */
   group: string;
+  /**
+   * the address its listeners bind when the Gateway has its own (a local Envoy, see
+   * TranslateOptions.gatewayAddresses); otherwise the bind address given to src/xds/translate
+   */
+  address?: string;
   /** one entry per port, sorted by port */
   ports: IRPort[];
   clusters: IRCluster[];

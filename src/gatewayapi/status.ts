@@ -94,6 +94,7 @@ export const Reason = {
   ListenersNotValid: 'ListenersNotValid',
   UnsupportedAddress: 'UnsupportedAddress',
   AddressNotAssigned: 'AddressNotAssigned',
+  AddressNotUsable: 'AddressNotUsable',
   // Listener
   PortUnavailable: 'PortUnavailable',
   UnsupportedProtocol: 'UnsupportedProtocol',

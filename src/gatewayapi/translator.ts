@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { endpointsOf } from './backend.js';
 import { buildClasses, buildGateways } from './gateway.js';
-import type { GatewayState } from './gateway.js';
+import type { GatewayAddress, GatewayState } from './gateway.js';
 import { compileGRPCRule } from './grpcroute.js';
 import { covers, isWildcard, specificity } from './hostname.js';
 import { compileHTTPRule } from './httproute.js';
@@ -35,6 +35,14 @@ export interface TranslateOptions {
   now?: string;
   /** addresses to report in Gateway status */
   addresses?: string[];
+  /**
+   * Per-Gateway addresses (`namespace/name` → GatewayAddress), when each Gateway has a data
+   * plane of its own (`serve --envoy local`): a Gateway's listeners bind its address
+   * (IRGateway.address) and its status.addresses report it; its spec.addresses are the
+   * requests the caller judged. A Gateway of ours without one gets Programmed=False
+   * (AddressNotAssigned) and no IR.
+   */
+  gatewayAddresses?: ReadonlyMap<string, GatewayAddress>;
   /** reuse compiled rules of unchanged routes across calls */
   cache?: RouteCache;
 }
@@ -208,7 +216,7 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   internalErrors = [];
   gatewayFailures = new Map();
   const classes = buildClasses(objs, controllerName, now);
-  const gateways = buildGateways(objs, classes, now);
+  const gateways = buildGateways(objs, classes, now, opts.gatewayAddresses);
   const attachments = new Map<GatewayState, Attachment[]>();
   for (const g of gateways.values()) attachments.set(g, []);
   const statuses: ObjectStatus[] = [];
@@ -326,7 +334,8 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
   const irGateways: IRGateway[] = [];
   for (const g of gateways.values()) {
     const status: Record<string, unknown> = {};
-    if (opts.addresses?.length && g.accepted)
+    if (g.address) status.addresses = [{ type: 'IPAddress', value: g.address }];
+    else if (opts.addresses?.length && g.accepted && !opts.gatewayAddresses)
       status.addresses = opts.addresses.map((value) => ({ type: 'IPAddress', value }));
     status.conditions = g.conds.toArray();
     if (g.listeners.length) {
@@ -344,7 +353,8 @@ export function translate(objects: Iterable<unknown>, opts: TranslateOptions = {
       name: g.gw.metadata.name!,
       status,
     });
-    if (g.accepted && !gatewayFailures.has(g.key)) {
+    // with per-Gateway addresses, one that has none has no data plane to configure
+    if (g.accepted && !gatewayFailures.has(g.key) && (!opts.gatewayAddresses || g.address)) {
       try {
         irGateways.push(buildGatewayIR(objs, g, attachments.get(g)!, opts.cache));
       } catch (err) {
@@ -414,6 +424,7 @@ function buildGatewayIR(
     namespace: ns,
     name,
     group: `${ns}/${name}`,
+    ...(g.address ? { address: g.address } : {}),
     ports: outPorts,
     clusters: byName(clusters),
     secrets: byName(secrets),

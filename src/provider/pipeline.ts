@@ -12,7 +12,7 @@
  * snapshots are set in the same run.
  */
 import { RouteCache, translate } from '../gatewayapi/index.js';
-import type { Condition, ObjectStatus, TranslateResult } from '../gatewayapi/index.js';
+import type { Condition, GatewayAddress, ObjectStatus, TranslateResult } from '../gatewayapi/index.js';
 import { previousConditions } from '../gatewayapi/status.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -28,6 +28,17 @@ export const DEFAULT_CONTROLLER_NAME = 'signalbox.dev/gateway-controller';
 /** The `gateway` label of signalbox_translation_failures_total when the whole translation failed. */
 export const ALL_GATEWAYS = '*';
 
+/**
+ * Runs each Gateway's data plane itself (src/launcher/, `serve --envoy local`): the address
+ * each Gateway binds, and which Gateways get an Envoy.
+ */
+export interface LocalDataPlane {
+  /** before translating: the address of each of our Gateways among `objects`, or why it has none */
+  assign(objects: unknown[], controllerName: string): ReadonlyMap<string, GatewayAddress>;
+  /** after a translation: these Gateways (group → address) have an Envoy, the others none */
+  run(gateways: ReadonlyMap<string, string>): void;
+}
+
 export interface PipelineOptions {
   cache: SnapshotCache;
   registry: ProtoRegistry;
@@ -40,6 +51,8 @@ export interface PipelineOptions {
   addresses?: string[];
   /** proved readiness: it owns what each Gateway is served (the phase snapshots) */
   readiness?: Readiness;
+  /** local Envoys: per-Gateway listener addresses (instead of bindAddress) and an Envoy each */
+  local?: LocalDataPlane;
 }
 
 /** A Gateway whose latest configuration could not be built. */
@@ -114,12 +127,15 @@ export class Pipeline {
     this.runs++;
     let result: TranslateResult;
     let built: SnapshotsResult;
+    let gatewayAddresses: ReadonlyMap<string, GatewayAddress> | undefined;
     try {
+      gatewayAddresses = this.o.local?.assign(objects, this.o.controllerName);
       result = translate(objects, {
         controllerName: this.o.controllerName,
         now,
         cache: this.routeCache,
         addresses: this.o.addresses,
+        gatewayAddresses,
       });
       built = buildSnapshots(this.o.registry, result.ir, {
         bindAddress: this.o.bindAddress ?? '0.0.0.0',
@@ -184,6 +200,15 @@ export class Pipeline {
     }
     for (const g of [...this.failed.keys()]) if (!snaps.has(g) && !failures.has(g)) this.failed.delete(g);
     this.groups = new Set([...snaps.keys(), ...failures.keys()]);
+    if (this.o.local && gatewayAddresses) {
+      // every Gateway with a configuration (or a failed one keeping its last) has its Envoy
+      const run = new Map<string, string>();
+      for (const g of this.groups) {
+        const a = gatewayAddresses.get(g);
+        if (a && 'address' in a) run.set(g, a.address);
+      }
+      this.o.local.run(run);
+    }
     const statuses =
       failedNow.length > 0 ? this.notProgrammed(result.statuses, objects, failedNow, now) : result.statuses;
     return { statuses, rejected: result.rejected, changed, failures: failedNow };

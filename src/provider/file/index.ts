@@ -26,7 +26,7 @@ import type { SnapshotCache } from '../../xds/cache/cache.js';
 import type { ProtoRegistry } from '../../xds/proto.js';
 import type { Readiness } from '../../readiness/index.js';
 import { Pipeline, nowRfc3339 } from '../pipeline.js';
-import type { GatewayFailure } from '../pipeline.js';
+import type { GatewayFailure, LocalDataPlane } from '../pipeline.js';
 import { DirWatcher } from '../watch.js';
 import { admit } from './schema.js';
 
@@ -84,6 +84,8 @@ export interface FileProviderOptions {
   metrics?: Metrics;
   /** proved readiness (Ready conditions in the route statuses) */
   readiness?: Readiness;
+  /** local Envoys (serve --envoy local): per-Gateway addresses and an Envoy each */
+  local?: LocalDataPlane;
 }
 
 function keyOf(o: J): string {
@@ -112,6 +114,7 @@ export class FileProvider {
       bindAddress: o.bindAddress,
       metrics: o.metrics,
       readiness: o.readiness,
+      local: o.local,
     });
     // readiness moves on its own (ACKs, probes): the statuses are decorated again
     o.readiness?.on('changed', () => {

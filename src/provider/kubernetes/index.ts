@@ -24,7 +24,7 @@ import type { ProtoRegistry } from '../../xds/proto.js';
 import { StatusWriter } from '../../status/index.js';
 import type { Readiness } from '../../readiness/index.js';
 import { Pipeline } from '../pipeline.js';
-import type { GatewayFailure } from '../pipeline.js';
+import type { GatewayFailure, LocalDataPlane } from '../pipeline.js';
 import { PooledKubeConfig } from './kubeconfig.js';
 import { computeReach, emptyReach, inReach, relevantEvent } from './reach.js';
 import type { Reach } from './reach.js';
@@ -109,6 +109,8 @@ export interface KubernetesProviderOptions {
   maxDelayMs?: number;
   /** proved readiness (Ready conditions in the route statuses) */
   readiness?: Readiness;
+  /** local Envoys (serve --envoy local): per-Gateway addresses and an Envoy each */
+  local?: LocalDataPlane;
   /** status writes per second (token bucket rate) and burst */
   statusQps?: number;
   statusBurst?: number;
@@ -232,6 +234,7 @@ export class KubernetesProvider {
       bindAddress: o.bindAddress,
       metrics: o.metrics,
       readiness: o.readiness,
+      local: o.local,
     });
     // readiness moves on its own (ACKs, probes): the statuses are decorated and written again
     o.readiness?.on('changed', () => {

@@ -17,7 +17,10 @@ import { envoyListener } from './listener.js';
 import { envoyRoute, envoyRouteConfiguration } from './route.js';
 
 export interface EnvoyOptions {
-  /** address Envoy listeners bind: 0.0.0.0 in production, 127.0.0.1 in tests */
+  /**
+   * address Envoy listeners bind: 0.0.0.0 in production, 127.0.0.1 in tests; a Gateway with
+   * an address of its own (IRGateway.address, local Envoys) binds that instead
+   */
   bindAddress?: string;
   /** reuse encodings of unchanged routes, clusters and endpoints across calls */
   cache?: EnvoyCache;
@@ -228,7 +231,7 @@ export function gatewayJson(
   withRoutes = true,
   withClusters = true,
 ): GatewayJson {
-  const bind = o.bindAddress ?? '0.0.0.0';
+  const bind = gw.address ?? o.bindAddress ?? '0.0.0.0';
   return {
     group: gw.group,
     listeners: gw.ports.map((p) => envoyListener(p, bind)),
