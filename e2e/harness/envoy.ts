@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { bootstrapYaml } from '../../src/bootstrap.js';
+import { stringify } from 'yaml';
+import { bootstrapConfig } from '../../src/bootstrap.js';
 
 export const ENVOY_BIN = resolve(process.env.ENVOY_BIN ?? '.tools/bin/envoy');
 
@@ -52,8 +53,29 @@ export interface EnvoyOptions {
   group: string;
   xdsPort: number;
   delta?: boolean;
+  /** the address Envoy dials for ADS (default 127.0.0.1) */
+  xdsHost?: string;
+  /**
+   * run Envoy inside this network namespace (`ip netns exec`, see netns.ts); its admin then
+   * binds the namespace's address `ip` (default bootstrap), where the test reaches it
+   */
+  netns?: { name: string; ip: string };
   /** the bootstrap YAML to run, given the admin port picked (default: bootstrapYaml of the above) */
   bootstrap?: (adminPort: number) => string;
+}
+
+/** The default bootstrap of `o`, its admin on `adminHost`. */
+function defaultBootstrap(o: EnvoyOptions, adminHost: string, adminPort: number): string {
+  const cfg = bootstrapConfig({
+    nodeId: o.nodeId,
+    group: o.group,
+    xdsHost: o.xdsHost,
+    xdsPort: o.xdsPort,
+    adminPort,
+    delta: o.delta,
+  }) as { admin: { address: { socket_address: { address: string } } } };
+  cfg.admin.address.socket_address.address = adminHost;
+  return stringify(cfg);
 }
 
 export class Envoy {
@@ -63,35 +85,36 @@ export class Envoy {
     readonly proc: ChildProcess,
     readonly adminPort: number,
     readonly dir: string,
+    /** where admin listens (127.0.0.1, or the address of the namespace Envoy runs in) */
+    readonly adminHost = '127.0.0.1',
   ) {}
 
   static async start(o: EnvoyOptions): Promise<Envoy> {
     requireEnvoy();
     const dir = mkdtempSync(join(tmpdir(), 'signalbox-envoy-'));
+    // a namespace has ports of its own: any port is free there
     const adminPort = await freePort();
+    const adminHost = o.netns?.ip ?? '127.0.0.1';
     const cfg = join(dir, 'bootstrap.yaml');
-    writeFileSync(
+    writeFileSync(cfg, o.bootstrap ? o.bootstrap(adminPort) : defaultBootstrap(o, adminHost, adminPort));
+    const argv = [
+      '-c',
       cfg,
-      o.bootstrap
-        ? o.bootstrap(adminPort)
-        : bootstrapYaml({ nodeId: o.nodeId, group: o.group, xdsPort: o.xdsPort, adminPort, delta: o.delta }),
-    );
-    const proc = spawn(
-      ENVOY_BIN,
-      [
-        '-c',
-        cfg,
-        '--disable-hot-restart',
-        '--concurrency',
-        '1',
-        '-l',
-        process.env.ENVOY_LOG_LEVEL ?? 'warning',
-        '--drain-time-s',
-        '1',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const e = new Envoy(proc, adminPort, dir);
+      '--disable-hot-restart',
+      '--concurrency',
+      '1',
+      '-l',
+      process.env.ENVOY_LOG_LEVEL ?? 'warning',
+      '--drain-time-s',
+      '1',
+    ];
+    // `ip netns exec` execs Envoy: the child is Envoy itself (signals reach it)
+    const proc = o.netns
+      ? spawn('ip', ['netns', 'exec', o.netns.name, ENVOY_BIN, ...argv], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn(ENVOY_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const e = new Envoy(proc, adminPort, dir, adminHost);
     const keep = (b: Buffer) => {
       e.logs += b.toString();
       if (e.logs.length > 200_000) e.logs = e.logs.slice(-100_000);
@@ -101,14 +124,17 @@ export class Envoy {
     proc.on('exit', () => (e.exited = true));
     await waitFor('envoy admin', async () => {
       if (e.exited) throw new Error('envoy exited: ' + e.logs.slice(-2000));
-      const r = await fetch(`http://127.0.0.1:${adminPort}/server_info`);
+      const r = await fetch(`http://${adminHost}:${adminPort}/server_info`);
       return r.ok;
+    }).catch((err: unknown) => {
+      proc.kill('SIGKILL'); // not left running when it never came up
+      throw err;
     });
     return e;
   }
 
   async admin(path: string): Promise<string> {
-    const r = await fetch(`http://127.0.0.1:${this.adminPort}${path}`);
+    const r = await fetch(`http://${this.adminHost}:${this.adminPort}${path}`);
     return r.text();
   }
 
