@@ -201,6 +201,8 @@ describe('local Envoys (serve --envoy local, real Envoy)', () => {
     expect(after.starts).toBe(2);
     expect(alive(before.pid!)).toBe(false);
     await served(ADDR_A, 'a');
+    // the restarted Envoy connected again (a new ADS stream, same node id) and the route is Ready
+    await readyTrue('ra');
     // the other Gateway's Envoy was not touched
     expect((await envoyOf('default/gw-b'))!.restarts).toBe(0);
     await served(ADDR_B, 'b');
