@@ -475,6 +475,15 @@ class GroupRunner {
     const toProve = changed.filter((k) => !noBackend.includes(k) && !noEndpoints.includes(k));
     const oldOrNone = (k: string): 'old' | 'none' =>
       this.base && entriesByRoute(this.base).has(k) ? 'old' : 'none';
+    // The first sequence of a Gateway (signalbox just started, or the Gateway is new) does not
+    // know what its Envoys serve: after a restart they hold what the previous signalbox gave
+    // them, most likely this very state. Taking the routes away until each is proved would
+    // answer 404 meanwhile: they serve the desired state at once, and are proved as usual
+    // (Ready only once probed). Routes Envoy rejects are left out all the same.
+    const first = this.base === undefined;
+    const keepAsServed = (keep: Map<string, 'old' | 'none'>, ks: Iterable<string>) => {
+      if (!first) for (const k of ks) keep.set(k, oldOrNone(k));
+    };
 
     // ---- phase 1: add (changed routes as they were; new backends behind probe routes)
     const keepFailedOthers = this.keepFailed(fps, changed);
@@ -500,7 +509,7 @@ class GroupRunner {
       const trying = [...accepted, ...part];
       const keep1 = new Map(keepFailedOthers);
       // what is not being tried serves as before
-      for (const k of toProve) keep1.set(k, oldOrNone(k));
+      keepAsServed(keep1, toProve);
       for (const k of [...nacked.keys()]) keep1.set(k, oldOrNone(k));
       const core1 = compose(this.o.registry, d, this.base, keep1);
       // the routes tried get their probe routes (new clusters behind them); main stays old
@@ -553,7 +562,8 @@ class GroupRunner {
       }
       // serve what was served for them; everything else goes on
       const keep = new Map(keepFailedOthers);
-      for (const k of toProve) keep.set(k, oldOrNone(k));
+      keepAsServed(keep, toProve);
+      for (const k of nacked.keys()) keep.set(k, oldOrNone(k));
       const s = compose(this.o.registry, d, this.base, keep);
       this.set(s);
       await this.waitApplied(s);
@@ -604,7 +614,11 @@ class GroupRunner {
     // ---- phase 2: promote (probe routes stay)
     const t2 = Date.now();
     const keep2 = new Map(keepFailedOthers);
-    for (const k of [...failed, ...stillProving]) keep2.set(k, oldOrNone(k));
+    keepAsServed(
+      keep2,
+      [...failed, ...stillProving].filter((k) => !nacked.has(k)),
+    );
+    for (const k of nacked.keys()) keep2.set(k, oldOrNone(k));
     const core2 = compose(this.o.registry, d, this.base, keep2);
     for (const k of [...passed, ...noBackend, ...noEndpoints]) this.setState(k, { phase: 'promote' });
     const { snap: p2, probes: probes2 } = this.withProbes(core2, d, byRoute, passed, fps);
@@ -627,7 +641,9 @@ class GroupRunner {
     for (const k of passed) {
       const nodes = this.states.get(k)?.nodes ?? [];
       const probeBad = nodes.filter((n) => n.probe && !n.probe.ok);
-      if (a3.outcome === 'acked' && probeBad.length === 0)
+      // every Envoy went away during promote/drop: proved again when one is back
+      if (a3.outcome === 'nodata' || (a2.outcome === 'nodata' && a3.outcome !== 'acked')) this.noEnvoy(k);
+      else if (a3.outcome === 'acked' && probeBad.length === 0)
         this.setState(k, {
           ready: true,
           reason: 'Ready',
@@ -649,6 +665,29 @@ class GroupRunner {
     if (stillProving.length > 0) this.pending = true; // their turn again at once
   }
 
+  /**
+   * No Envoy of the Gateway is connected: NoDataPlane, or EnvoyDisconnected while an Envoy
+   * that went away is expected back; proved when one connects.
+   */
+  private noEnvoy(k: string): void {
+    this.unproved.add(k);
+    if (this.absent.size > 0 && this.o.mode === 'proved') {
+      this.setState(k, {
+        ready: false,
+        reason: 'EnvoyDisconnected',
+        phase: 'done',
+        message: `no Envoy of Gateway ${this.group} is connected; waiting for ${this.awayText()} (expected back for ${this.o.nodeGraceMs / 1000} s)`,
+      });
+      this.awaiting.set(k, new Set(this.absent.keys()));
+    } else
+      this.setState(k, {
+        ready: false,
+        reason: 'NoDataPlane',
+        phase: 'done',
+        message: `no Envoy of Gateway ${this.group} is connected`,
+      });
+  }
+
   /** Routes promoted without a probe (nothing to prove, or no endpoints) and the end of a sequence. */
   private finish(s: Snapshot, fps: Map<string, string>, promote: string[], applied?: Applied): void {
     this.base = s;
@@ -665,6 +704,7 @@ class GroupRunner {
           phase: 'done',
           message: 'no backend of this route has a ready endpoint',
         });
+      else if (applied?.outcome === 'nodata') this.noEnvoy(k);
       else if (!applied || applied.outcome === 'acked')
         this.setState(k, {
           ready: true,
@@ -744,22 +784,7 @@ class GroupRunner {
     this.base = s;
     for (const k of changed) {
       this.promoted.set(k, fps.get(k)!);
-      this.unproved.add(k);
-      if (this.absent.size > 0 && this.o.mode === 'proved') {
-        this.setState(k, {
-          ready: false,
-          reason: 'EnvoyDisconnected',
-          phase: 'done',
-          message: `no Envoy of Gateway ${this.group} is connected; waiting for ${this.awayText()} (expected back for ${this.o.nodeGraceMs / 1000} s)`,
-        });
-        this.awaiting.set(k, new Set(this.absent.keys()));
-      } else
-        this.setState(k, {
-          ready: false,
-          reason: 'NoDataPlane',
-          phase: 'done',
-          message: `no Envoy of Gateway ${this.group} is connected`,
-        });
+      this.noEnvoy(k);
     }
   }
 
