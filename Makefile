@@ -65,8 +65,11 @@ bench: build tools
 	node dist/bench/k8s.js
 	node dist/bench/readiness.js
 
-run: build
-	node dist/src/cli.js serve --config-dir e2e/testdata/gateway-folder
+# The demo: signalbox standalone on examples/, one local stock Envoy per Gateway, an echo
+# server per example backend; prints the Gateways, the routes' state and curl lines to try.
+# Ctrl-C stops everything it started.
+run: build tools-envoy
+	node dist/src/cli.js demo --config-dir examples --envoy-path $(CURDIR)/.tools/bin/envoy
 
 clean:
 	rm -rf dist src/generated protos/vendor

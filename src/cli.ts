@@ -5,8 +5,10 @@ import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
+import { runDemo } from './demo/index.js';
 import { DEFAULT_LOCAL_ADDRESSES } from './launcher/index.js';
-import { makeLogger } from './log.js';
+import { LOG_FORMATS, makeLogger } from './log.js';
+import type { LogFormat } from './log.js';
 import { DEFAULT_CONTROLLER_NAME } from './provider/pipeline.js';
 
 /** A number > 0 (commander reports the error with the option's name). */
@@ -143,6 +145,14 @@ program
     5,
   )
   .option('--log-level <level>', 'pino log level', 'info')
+  .addOption(
+    new Option(
+      '--log-format <format>',
+      'logs: json (pino JSON lines), pretty (one readable line per event), auto (pretty on a terminal, else json)',
+    )
+      .choices(LOG_FORMATS)
+      .default('auto'),
+  )
   .action(
     async (o: {
       readiness: 'proved' | 'naive' | 'off';
@@ -174,8 +184,9 @@ program
       envoyConcurrency?: number;
       envoyLogLevel: string;
       logLevel: string;
+      logFormat: LogFormat;
     }) => {
-      const log = makeLogger({ level: o.logLevel });
+      const log = makeLogger({ level: o.logLevel, format: o.logFormat });
       const app = await startApp({
         log,
         xdsAddress: o.xdsAddress,
@@ -222,6 +233,54 @@ program
       const stop = (sig: string) => {
         log.info({ sig }, 'shutting down');
         app.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    },
+  );
+
+program
+  .command('demo')
+  .description(
+    'standalone signalbox on a folder (default examples/) with one local stock Envoy per Gateway and an echo server for every loopback endpoint of its EndpointSlices; prints each Gateway, each route state and curl lines to try, then every route state change (what `make run` starts)',
+  )
+  .option('--config-dir <dir>', 'folder of Gateway API YAML', 'examples')
+  .option('--envoy-path <file>', 'the Envoy binary (a path, or a name on PATH)', 'envoy')
+  .option('--xds-address <host:port>', 'ADS listen address (port 0: any)', '127.0.0.1:0')
+  .option('--debug-address <host:port>', 'debug HTTP endpoint listen address (port 0: any)', '127.0.0.1:0')
+  .option('--log-level <level>', 'log level (the summary is printed whatever it is)', 'warn')
+  .addOption(
+    new Option('--log-format <format>', 'logs: json, pretty, auto (pretty on a terminal)')
+      .choices(LOG_FORMATS)
+      .default('auto'),
+  )
+  .action(
+    async (o: {
+      configDir: string;
+      envoyPath: string;
+      xdsAddress: string;
+      debugAddress: string;
+      logLevel: string;
+      logFormat: LogFormat;
+    }) => {
+      // logs on stderr: stdout is the summary
+      const log = makeLogger({ level: o.logLevel, format: o.logFormat, destination: process.stderr });
+      const demo = await runDemo({
+        configDir: o.configDir,
+        log,
+        envoyPath: o.envoyPath,
+        xdsAddress: o.xdsAddress,
+        debugAddress: o.debugAddress,
+      });
+      let stopping = false;
+      const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stdout.write(`\n${sig}: stopping the Envoys and backends\n`);
+        demo.close().then(
           () => process.exit(0),
           () => process.exit(1),
         );
