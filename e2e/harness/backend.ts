@@ -7,17 +7,37 @@ export interface Backend {
   host: string;
   port: number;
   hits: number;
+  /** stop now: open connections are cut (a request in flight fails) */
   close(): Promise<void>;
+  /** stop accepting connections; resolves once the requests in flight are answered */
+  drain(): Promise<void>;
 }
 
-export function startBackend(name: string, host = '127.0.0.2', port = 0): Promise<Backend> {
+/** `delayMs`: every answer waits that long (a slow backend: its probes take that long too). */
+export function startBackend(
+  name: string,
+  host = '127.0.0.2',
+  port = 0,
+  o: { delayMs?: number } = {},
+): Promise<Backend> {
   return new Promise((resolve, reject) => {
-    const b: Backend = { name, host, port: 0, hits: 0, close: () => Promise.resolve() };
+    const b: Backend = {
+      name,
+      host,
+      port: 0,
+      hits: 0,
+      close: () => Promise.resolve(),
+      drain: () => Promise.resolve(),
+    };
     const srv: Server = createServer((req, res) => {
       b.hits++;
       const body = JSON.stringify({ backend: name, path: req.url, method: req.method, headers: req.headers });
-      res.writeHead(200, { 'content-type': 'application/json', 'x-backend': name, connection: 'close' });
-      res.end(body);
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'x-backend': name, connection: 'close' });
+        res.end(body);
+      };
+      if (o.delayMs) setTimeout(answer, o.delayMs);
+      else answer();
     });
     srv.keepAliveTimeout = 1000;
     srv.once('error', reject);
@@ -29,6 +49,7 @@ export function startBackend(name: string, host = '127.0.0.2', port = 0): Promis
           srv.closeAllConnections();
           srv.close(() => r());
         });
+      b.drain = () => new Promise((r) => srv.close(() => r()));
       resolve(b);
     });
   });
