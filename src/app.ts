@@ -70,6 +70,8 @@ export interface AppOptions {
   readinessProbeTimeoutMs?: number;
   /** readiness: when a route whose probes failed is proved again (ms) */
   readinessProbeRetryMs?: number;
+  /** graceful shutdown: how long `close` lets the status writes under way finish (ms, default 5000) */
+  shutdownStatusMs?: number;
   /** readiness: how long an Envoy of a Gateway that disconnected is still expected back (ms) */
   readinessNodeGraceMs?: number;
   /**
@@ -301,8 +303,13 @@ export async function startApp(o: AppOptions): Promise<App> {
     health,
     healthPort,
     async close() {
+      // graceful: no new ADS streams (Envoys connecting go to another replica), no new
+      // translation, the status writes under way go out, then the readiness report and the
+      // Lease are released, the local Envoys stopped, and the streams closed
+      ads.stopAccepting();
       folder?.stop();
       files?.stop();
+      await kube?.quiesce(o.shutdownStatusMs ?? 5000);
       await fleet?.stop(); // its report goes before the Lease (and the KubeConfig) do
       await leader?.stop();
       await kube?.stop();

@@ -133,6 +133,12 @@ program
     30,
   )
   .option(
+    '--shutdown-timeout <seconds>',
+    'on SIGTERM/SIGINT: how long the status writes under way may take before the Lease is released',
+    nonNegative,
+    5,
+  )
+  .option(
     '--node-grace <seconds>',
     'readiness: how long an Envoy of a Gateway that disconnected is still expected back; a route changed meanwhile is EnvoyDisconnected (not Ready) until it is proved on that Envoy, or the grace ends (0: only the Envoys connected count)',
     nonNegative,
@@ -159,6 +165,7 @@ program
       probeTimeout: number;
       probeRetry: number;
       nodeGrace: number;
+      shutdownTimeout: number;
       readinessHeartbeat: number;
       xdsAddress: string;
       debugAddress: string;
@@ -227,10 +234,14 @@ program
         readinessProbeTimeoutMs: o.probeTimeout * 1000,
         readinessProbeRetryMs: o.probeRetry * 1000,
         readinessNodeGraceMs: o.nodeGrace * 1000,
+        shutdownStatusMs: o.shutdownTimeout * 1000,
         readinessHeartbeatMs: o.readinessHeartbeat * 1000,
         defaultMetrics: true,
       });
+      let stopping = false;
       const stop = (sig: string) => {
+        if (stopping) return;
+        stopping = true;
         log.info({ sig }, 'shutting down');
         app.close().then(
           () => process.exit(0),

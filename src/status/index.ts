@@ -195,6 +195,19 @@ export class StatusWriter {
     if (!this.closed) void this.drain();
   }
 
+  /**
+   * Graceful shutdown: the writes queued and in flight go out (at the rate limit), for at
+   * most `ms`; whatever is left then is dropped (the next leader writes it).
+   */
+  async flush(ms: number): Promise<{ left: number }> {
+    const deadline = Date.now() + ms;
+    while ((this.pendingCount > 0 || this.writing !== undefined) && !this.closed && Date.now() < deadline) {
+      if (!this.draining) void this.drain();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { left: this.pendingCount + (this.writing !== undefined ? 1 : 0) };
+  }
+
   close(): void {
     this.closed = true;
     this.pendingFirst.clear();

@@ -360,6 +360,18 @@ export class KubernetesProvider {
     return this.pipeline.failures();
   }
 
+  /**
+   * Graceful shutdown, before the Lease is released: no new translation, and the status
+   * writes queued or in flight go out (for at most `ms`).
+   */
+  async quiesce(ms: number): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const { left } = await this.status.flush(ms);
+    if (left > 0)
+      this.o.log.warn({ left }, 'shutdown: status writes not done in time (the next leader writes them)');
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (!this.allSynced) this.onSynced?.reject(new Error('stopped before every informer had listed'));
@@ -442,10 +454,11 @@ export class KubernetesProvider {
     this.delays.push(Date.now() - this.firstEventAt);
     this.o.metrics?.k8sTranslationDelay.observe((Date.now() - this.firstEventAt) / 1000);
     if (this.delays.length > 1000) this.delays.shift();
+    const eventAt = this.firstEventAt || undefined;
     this.firstEventAt = 0;
     this.translations++;
     const objects = this.objects();
-    const res = this.pipeline.run(objects);
+    const res = this.pipeline.run(objects, undefined, eventAt);
     if (!res) return;
     this.lastRun = { objects, statuses: res.statuses };
     if (this.o.writeStatus && !this.o.writeStatus()) return;

@@ -151,9 +151,26 @@ export class AdsServer {
       this.server.bindAsync(address, creds, (err, port) => {
         if (err) return reject(err);
         this.port = port;
+        this.bound.push(`${address.slice(0, address.lastIndexOf(':'))}:${port}`);
         resolve(port);
       });
     });
+  }
+
+  private readonly bound: string[] = [];
+
+  /**
+   * Graceful shutdown, first step: no new connections (an Envoy connecting now goes to
+   * another replica); the streams open keep being served until `close`.
+   */
+  stopAccepting(): void {
+    for (const b of this.bound.splice(0)) {
+      try {
+        this.server.unbind(b);
+      } catch (err) {
+        this.opts.log.warn({ err, address: b }, 'ADS: could not stop listening');
+      }
+    }
   }
 
   /** Stop accepting, close every stream. */
