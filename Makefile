@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 NODE_OPTIONS_JEST := --experimental-vm-modules
 
-.PHONY: all deps protos build tools tools-envoy tools-k8s k8s-up k8s-down k8s-smoke lint typecheck test test-unit test-e2e bench clean run
+.PHONY: all deps protos build tools tools-envoy tools-k8s tools-promtool envoy-fleet k8s-up k8s-down k8s-smoke lint typecheck test test-unit test-e2e bench clean run conformance conformance-tools conformance-smoke
 
 all: build
 
@@ -23,10 +23,14 @@ protos: deps
 build: protos
 	npx tsc -p tsconfig.json
 
-tools: tools-envoy tools-k8s
+tools: tools-envoy tools-k8s tools-promtool
 
 tools-envoy:
 	scripts/install-envoy.sh
+
+# promtool (`promtool check metrics` in e2e), out of Debian's prometheus package; cached
+tools-promtool:
+	scripts/install-promtool.sh
 
 # etcd, kube-apiserver, kube-controller-manager, kubectl built from the Go module proxy
 # (e2e/k8s/go.mod), Gateway API CRDs from the Go module cache. Cold: ~11 min on 2 cores.
@@ -41,6 +45,25 @@ k8s-down:
 
 k8s-smoke: tools-k8s
 	e2e/k8s/smoke.sh
+
+# The upstream Gateway API conformance suite (conformance/): the suite, its echo-basic
+# server, the pod runner and CoreDNS built from the Go module proxy into .tools/bin.
+conformance-tools:
+	conformance/build.sh
+
+# Pods of the real test stack run as local processes (conformance/podrunner): a check.
+conformance-smoke: tools-k8s conformance-tools
+	conformance/podrunner-smoke.sh
+
+# Cluster, pod runner, signalbox with local Envoys, the whole suite (GATEWAY-HTTP and
+# GATEWAY-GRPC), teardown; the report goes to conformance/reports/. ARGS: suite flags.
+conformance: build tools conformance-tools
+	conformance/run.sh $(ARGS)
+
+# manifests/envoy-fleet/fleet.yaml from gateway.yaml with `signalbox bootstrap` (a test
+# checks it is up to date); see manifests/README.md
+envoy-fleet: build
+	node scripts/envoy-fleet.mjs manifests -o manifests/envoy-fleet/fleet.yaml
 
 typecheck: protos
 	npx tsc -p tsconfig.json --noEmit
@@ -64,6 +87,7 @@ bench: build tools
 	node dist/bench/translate.js
 	node dist/bench/k8s.js
 	node dist/bench/readiness.js
+	node dist/bench/readiness-scale.js
 
 # The demo: signalbox standalone on examples/, one local stock Envoy per Gateway, an echo
 # server per example backend; prints the Gateways, the routes' state and curl lines to try.
