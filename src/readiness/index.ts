@@ -638,9 +638,21 @@ class GroupRunner {
     this.set(p3);
     const a3 = await this.waitApplied(p3);
     this.o.m?.phase.observe({ phase: 'drop' }, (Date.now() - t3) / 1000);
+    const reprove: string[] = [];
     for (const k of passed) {
       const nodes = this.states.get(k)?.nodes ?? [];
       const probeBad = nodes.filter((n) => n.probe && !n.probe.ok);
+      // an Envoy (re)connected during the proof ACKed the drop without being probed: it is
+      // proved in the next sequence (it serves the promoted state meanwhile)
+      const probed = new Set(nodes.filter((n) => n.probe?.ok).map((n) => n.stream));
+      const unprobed = a3.outcome === 'acked' ? a3.nodes.filter((n) => !probed.has(n.stream)) : [];
+      if (probeBad.length === 0 && unprobed.length > 0) {
+        reprove.push(k);
+        this.setState(k, {
+          message: `proving on ${unprobed.map((n) => `${n.node} (stream ${n.stream})`).join(', ')}: connected during the proof`,
+        });
+        continue;
+      }
       // every Envoy went away during promote/drop: proved again when one is back
       if (a3.outcome === 'nodata' || (a2.outcome === 'nodata' && a3.outcome !== 'acked')) this.noEnvoy(k);
       else if (a3.outcome === 'acked' && probeBad.length === 0)
@@ -661,8 +673,8 @@ class GroupRunner {
               : `after promotion: ${probeBad.map((n) => `${n.node}: ${n.probe?.reason ?? ''}`).join('; ') || `not ACKed (${a3.outcome})`}`,
         });
     }
-    this.finish(p3, fps, [...passed, ...noBackend, ...noEndpoints], a3);
-    if (stillProving.length > 0) this.pending = true; // their turn again at once
+    this.finish(p3, fps, [...passed.filter((k) => !reprove.includes(k)), ...noBackend, ...noEndpoints], a3);
+    if (stillProving.length > 0 || reprove.length > 0) this.pending = true; // their turn again at once
   }
 
   /**
