@@ -166,6 +166,19 @@ export function attachRoute(
     const matched = allowed
       .map((l) => ({ l, hostnames: intersect(l.hostname, hostnames as string[]) }))
       .filter((x) => x.hostnames.length > 0);
+    // Attachment (a listener's attachedRoutes) rests on the parentRef and allowedRoutes only,
+    // not on the listener's own state: the route counts on a listener that is not ready (an
+    // invalid certificateRef, a conflict) too, though nothing of it is served there. Its
+    // rules are compiled for that listener, so ResolvedRefs still reports its backends.
+    let idleRules: CompiledRule[] = [];
+    for (const l of candidates) {
+      if (l.ready || !l.supportedKinds.includes(route.kind) || !l.allowsNamespace(ns)) continue;
+      const hs = intersect(l.hostname, hostnames as string[]);
+      if (hs.length === 0) continue;
+      idleRules = compile(l.port, l.protocol);
+      l.attachedRoutes++;
+      attach(gw, { listener: l, hostnames: hs, rules: idleRules, order });
+    }
     if (candidates.length === 0 || ready.length === 0) {
       const what = [
         ref.sectionName !== undefined ? `sectionName ${ref.sectionName}` : '',
@@ -182,7 +195,7 @@ export function attachRoute(
             ? `Gateway ${gwKey} has no listener with ${what}`
             : `no ready listener of Gateway ${gwKey} matches`,
       });
-      resolved([]);
+      resolved(idleRules);
       finish();
       continue;
     }
@@ -193,7 +206,7 @@ export function attachRoute(
         reason: Reason.NotAllowedByListeners,
         message: `no listener of Gateway ${gwKey} allows ${route.kind} from namespace ${ns}`,
       });
-      resolved([]);
+      resolved(idleRules);
       finish();
       continue;
     }
@@ -204,7 +217,7 @@ export function attachRoute(
         reason: Reason.NoMatchingListenerHostname,
         message: `no listener hostname of Gateway ${gwKey} intersects the route's hostnames`,
       });
-      resolved([]);
+      resolved(idleRules);
       finish();
       continue;
     }
