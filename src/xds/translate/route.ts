@@ -92,6 +92,10 @@ function corsPolicy(c: IRCors): JsonObject {
           : { safe_regex: { regex: o.value } },
     ),
     max_age: String(c.maxAgeSeconds),
+    // A preflight from an origin the filter does not allow is answered by Envoy (200, no
+    // Access-Control-* headers), not forwarded: the route's CORS policy is the gateway's
+    // to enforce, and a backend answering it could allow what the route does not.
+    forward_not_matching_preflights: false,
   };
   if (c.allowMethods.length) out.allow_methods = c.allowMethods.join(',');
   if (c.allowHeaders.length) out.allow_headers = c.allowHeaders.join(',');
