@@ -117,6 +117,37 @@ export class Metrics {
     labelNames: ['gateway'] as const,
     registers: [this.registry],
   });
+  readonly translationDuration = new Histogram({
+    name: 'signalbox_translation_duration_seconds',
+    help: 'Time one translation takes: every Gateway API object in reach to the Envoy snapshots of all Gateways (translator and encoding)',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly eventPushLatency = new Histogram({
+    name: 'signalbox_event_push_latency_seconds',
+    help: 'From the first event of a configuration change (Kubernetes informer event, file change) to the first discovery response carrying it to an Envoy of the Gateway (changes of Gateways with no Envoy connected are not observed)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly routeConditions = new Gauge({
+    name: 'signalbox_route_conditions',
+    help: 'Route parent statuses of the last translation (one per route and parent Gateway), by condition type (Accepted, ResolvedRefs) and status (True, False, Unknown); the Ready condition: signalbox_readiness_routes',
+    labelNames: ['type', 'status'] as const,
+    registers: [this.registry],
+  });
+  /** set by the snapshot cache (trackSync): counted at each scrape */
+  private outOfSync: () => number = () => 0;
+  readonly nodesOutOfSync: Gauge = new Gauge({
+    name: 'signalbox_xds_nodes_out_of_sync',
+    help: 'Connected ADS streams (Envoys) whose ACKed resources differ from the snapshot they should hold now (a push on its way, a NACK, a stalled round)',
+    registers: [this.registry],
+    collect: () => this.nodesOutOfSync.set(this.outOfSync()),
+  });
+
+  /** The snapshot cache counts the streams out of sync (signalbox_xds_nodes_out_of_sync). */
+  trackSync(count: () => number): void {
+    this.outOfSync = count;
+  }
 
   /** Current value of a counter or gauge for the given labels (0 when never set). */
   async value(name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -129,6 +160,12 @@ export class Metrics {
   }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
-    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'signalbox_' });
+    if (opts.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'signalbox_' });
+      // prom-client's gauges named *_total (promtool: "non-counter metrics should not have
+      // _total suffix"); their by-type twins without the suffix stay: sum() them instead
+      for (const n of ['active_handles', 'active_requests', 'active_resources'])
+        this.registry.removeSingleMetric(`signalbox_nodejs_${n}_total`);
+    }
   }
 }

@@ -108,6 +108,28 @@ function routeGenerations(objects: unknown[]): Map<string, number> {
   return out;
 }
 
+/** signalbox_route_conditions: the route parent statuses of a translation by condition. */
+function countRouteConditions(m: Metrics, statuses: ObjectStatus[]): void {
+  const count = new Map<string, number>();
+  // the translator's conditions are always there, at 0 when no route has them
+  for (const type of ['Accepted', 'ResolvedRefs'])
+    for (const status of ['True', 'False']) count.set(`${type}\0${status}`, 0);
+  for (const st of statuses) {
+    if (st.kind !== 'HTTPRoute' && st.kind !== 'GRPCRoute') continue;
+    const parents = (st.status as { parents?: { conditions?: Condition[] }[] }).parents ?? [];
+    for (const p of parents)
+      for (const c of p.conditions ?? []) {
+        const k = `${c.type}\0${c.status}`;
+        count.set(k, (count.get(k) ?? 0) + 1);
+      }
+  }
+  m.routeConditions.reset();
+  for (const [k, v] of count) {
+    const [type, status] = k.split('\0');
+    m.routeConditions.set({ type, status }, v);
+  }
+}
+
 export class Pipeline {
   private readonly routeCache = new RouteCache();
   private readonly envoyCache = new EnvoyCache();
@@ -122,9 +144,14 @@ export class Pipeline {
     return [...this.failed.values()];
   }
 
-  /** Translate and publish; undefined when translation failed (nothing served changes). */
-  run(objects: unknown[], now = nowRfc3339()): PipelineResult | undefined {
+  /**
+   * Translate and publish; undefined when translation failed (nothing served changes).
+   * `eventAt`: when the first event this run covers happened (ms; default now), for
+   * signalbox_event_push_latency_seconds.
+   */
+  run(objects: unknown[], now = nowRfc3339(), eventAt = Date.now()): PipelineResult | undefined {
     this.runs++;
+    const started = performance.now();
     let result: TranslateResult;
     let built: SnapshotsResult;
     let gatewayAddresses: ReadonlyMap<string, GatewayAddress> | undefined;
@@ -141,6 +168,7 @@ export class Pipeline {
         bindAddress: this.o.bindAddress ?? '0.0.0.0',
         cache: this.envoyCache,
       });
+      this.o.metrics?.translationDuration.observe((performance.now() - started) / 1000);
     } catch (err) {
       this.o.metrics?.translationFailures.inc({ gateway: ALL_GATEWAYS });
       this.o.log.error({ err }, 'translation failed: keeping the snapshots served');
@@ -158,6 +186,7 @@ export class Pipeline {
         prev !== undefined && JSON.stringify(prev.allVersions()) === JSON.stringify(s.allVersions());
       if (!same) {
         changed.push(g);
+        this.o.cache.noteChange(g, eventAt);
         this.o.log.info(
           { group: g, versions: s.allVersions() },
           readiness ? 'desired snapshot' : 'snapshot set',
@@ -211,6 +240,7 @@ export class Pipeline {
     }
     const statuses =
       failedNow.length > 0 ? this.notProgrammed(result.statuses, objects, failedNow, now) : result.statuses;
+    if (this.o.metrics) countRouteConditions(this.o.metrics, statuses);
     return { statuses, rejected: result.rejected, changed, failures: failedNow };
   }
 

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 export class DirWatcher {
   private readonly watchers = new Map<string, FSWatcher>();
   private timer?: NodeJS.Timeout;
+  /** when the first event since the last takeFirstEvent() came (ms), 0: none */
+  private firstEventAt = 0;
 
   constructor(
     private readonly onChange: () => void,
@@ -18,9 +20,17 @@ export class DirWatcher {
 
   /** Run onChange once, debounceMs after the last event. */
   schedule = (): void => {
+    this.firstEventAt ||= Date.now();
     clearTimeout(this.timer);
     this.timer = setTimeout(this.onChange, this.debounceMs);
   };
+
+  /** When the first event since the last call came (ms), if any came. */
+  takeFirstEvent(): number | undefined {
+    const at = this.firstEventAt;
+    this.firstEventAt = 0;
+    return at || undefined;
+  }
 
   /** Watch exactly these folders (those that exist now); stop watching the others. */
   sync(dirs: Iterable<string>): void {

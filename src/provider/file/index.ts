@@ -162,6 +162,7 @@ export class FileProvider {
   }
 
   reload(): void {
+    const eventAt = this.watcher.takeFirstEvent();
     const dirs: string[] = [];
     const paths: string[] = [];
     const walk = (d: string) => {
@@ -250,7 +251,7 @@ export class FileProvider {
       this.objs.set(k, { file, spec, meta, generation, obj: out, status: prev?.status ?? null });
       this.o.log.info({ object: k, generation, file }, prev ? 'object changed' : 'object added');
     }
-    if (changed || this.translations === 0) this.translate();
+    if (changed || this.translations === 0) this.translate(eventAt);
     this.watcher.sync(dirs);
   }
 
@@ -333,10 +334,11 @@ export class FileProvider {
     this.files.set(f, { text, objects, errors });
   }
 
-  private translate(): void {
+  /** `eventAt`: the file event that led to it (ms), for signalbox_event_push_latency_seconds */
+  private translate(eventAt?: number): void {
     this.translations++;
     const objects = [...this.objs.values()].map((s) => s.obj);
-    const res = this.pipeline.run(objects);
+    const res = this.pipeline.run(objects, undefined, eventAt);
     if (!res) return;
     this.lastStatuses = res.statuses;
     this.applyStatuses(res.statuses);

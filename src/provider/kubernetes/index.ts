@@ -454,10 +454,11 @@ export class KubernetesProvider {
     this.delays.push(Date.now() - this.firstEventAt);
     this.o.metrics?.k8sTranslationDelay.observe((Date.now() - this.firstEventAt) / 1000);
     if (this.delays.length > 1000) this.delays.shift();
+    const eventAt = this.firstEventAt || undefined;
     this.firstEventAt = 0;
     this.translations++;
     const objects = this.objects();
-    const res = this.pipeline.run(objects);
+    const res = this.pipeline.run(objects, undefined, eventAt);
     if (!res) return;
     this.lastRun = { objects, statuses: res.statuses };
     if (this.o.writeStatus && !this.o.writeStatus()) return;

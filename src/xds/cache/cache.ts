@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { Ledger } from './ledger.js';
 import type { AckEvent, NackEvent, StreamLedger } from './ledger.js';
 import type { Snapshot } from './snapshot.js';
+import { streamInSync, wantedHashes } from './sync.js';
 import type { Metrics } from '../../metrics.js';
 
 export interface NodeKey {
@@ -28,10 +29,51 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
   readonly ledger = new Ledger();
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly nodeOverrides = new Map<string, Snapshot>();
+  /**
+   * Groups with a configuration change on its way (signalbox_event_push_latency_seconds):
+   * when its first event happened, and whether a snapshot was set since (`armed`: the next
+   * response sent to an Envoy of the group carries it).
+   */
+  private readonly changes = new Map<string, { at: number; armed: boolean }>();
 
   constructor(private readonly metrics?: Metrics) {
     super();
     this.setMaxListeners(0);
+    metrics?.trackSync(() => this.streamsOutOfSync());
+  }
+
+  /** Connected streams whose ACKed resources differ from what their snapshot serves now. */
+  streamsOutOfSync(): number {
+    let n = 0;
+    // what a snapshot's streams should hold is the same for all of them: computed once
+    const wanted = new Map<Snapshot | undefined, ReturnType<typeof wantedHashes>>();
+    for (const s of this.ledger.all()) {
+      if (!s.connected) continue;
+      const snap = this.snapshotFor({ id: s.id, cluster: s.group });
+      let w = wanted.get(snap);
+      if (!w) wanted.set(snap, (w = wantedHashes(snap)));
+      if (!streamInSync(s, w)) n++;
+    }
+    return n;
+  }
+
+  /**
+   * A change of the group's configuration whose first event (informer event, file change)
+   * happened at `at` (ms): the first response sent to one of the group's Envoys after its
+   * snapshot is set observes signalbox_event_push_latency_seconds. Nothing is observed for
+   * a group with no Envoy connected; a change still on its way keeps its earlier event.
+   */
+  noteChange(group: string, at: number): void {
+    if (this.streamsOf(group).length === 0) this.changes.delete(group);
+    else if (!this.changes.has(group)) this.changes.set(group, { at, armed: false });
+  }
+
+  /** A response was sent to an Envoy of `group` (session.ts). */
+  notePushed(group: string): void {
+    const c = this.changes.get(group);
+    if (!c?.armed) return;
+    this.changes.delete(group);
+    this.metrics?.eventPushLatency.observe(Math.max(0, Date.now() - c.at) / 1000);
   }
 
   /** Set the snapshot of a node group (`namespace/gateway`). Pushes to every node of the group. */
@@ -39,6 +81,8 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
     if (this.snapshots.get(group) === snap) return;
     this.snapshots.set(group, snap);
     this.metrics?.snapshots.inc();
+    const c = this.changes.get(group);
+    if (c) c.armed = true;
     this.emit('snapshot', group);
   }
 
@@ -50,6 +94,7 @@ export class SnapshotCache extends EventEmitter<{ snapshot: [string] }> {
   }
 
   clearSnapshot(key: string): void {
+    this.changes.delete(key);
     const had = this.snapshots.delete(key) || this.nodeOverrides.delete(key);
     if (had) this.emit('snapshot', key);
   }

@@ -334,6 +334,7 @@ export abstract class Session extends EventEmitter<{ changed: [] }> {
       removed,
     });
     this.opts.metrics.pushes.inc({ type: SHORT[t.typeUrl], mode: this.mode });
+    this.opts.cache.notePushed(this.node.cluster);
     this.log.debug(
       {
         type: SHORT[t.typeUrl],
