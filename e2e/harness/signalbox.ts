@@ -15,13 +15,15 @@ export class SignalboxProcess {
     readonly debugPort: number,
   ) {}
 
-  static async start(args: string[], debugPort: number): Promise<SignalboxProcess> {
+  /** `env`: the process's environment (default: this one's) */
+  static async start(args: string[], debugPort: number, env?: NodeJS.ProcessEnv): Promise<SignalboxProcess> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run 'make build' first`);
     const proc = spawn(
       process.execPath,
       [CLI, 'serve', '--debug-address', `127.0.0.1:${debugPort}`, ...args],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
+        env: env ?? process.env,
       },
     );
     const s = new SignalboxProcess(proc, debugPort);
