@@ -3,8 +3,9 @@
 # suite's echo-basic (downward API env, a literal env, a Secret volume the env points into)
 # behind a Service turns Running and Ready with a podIP in the pod CIDR, the EndpointSlice
 # controller publishes that address, the echo server answers from the host at podIP:3000
-# with the pod's name and namespace (and HTTPS on 8443 with the Secret's certificate), and
-# scaling to zero stops the process and removes the pod's network namespace.
+# with the pod's name and namespace (and HTTPS on 8443 with the Secret's certificate),
+# `kubectl logs` (through the API server to the runner's kubelet API) shows the request,
+# and scaling to zero stops the process and removes the pod's network namespace.
 #
 #   conformance/podrunner-smoke.sh          (needs root; builds nothing: make conformance-tools)
 set -euo pipefail
@@ -118,6 +119,13 @@ echo "echo-basic answers from the host: $body"
 curl -sS --max-time 5 --cacert "$RUN/tls.crt" --resolve "echo.smoke:8443:$IP" "https://echo.smoke:8443/tls" 2>&1 | tee "$RUN/https.out" | grep -q '"path": "/tls"' \
   || die "no HTTPS answer with the Secret's certificate on $IP:8443"
 echo "HTTPS on 8443 with the mounted Secret's certificate"
+
+# pods/log: the API server proxies to the runner's kubelet API (what the suite's mirror tests read)
+logs_have_hello() { k -n smoke logs "$POD" -c echo --since=10m --timestamps | grep -q 'Echoing back request made to /hello'; }
+until_ok 10 "kubectl logs shows the request" logs_have_hello
+LATER="$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+[ -z "$(k -n smoke logs "$POD" -c echo --since-time="$LATER")" ] || die "kubectl logs --since-time in the future is not empty"
+echo "kubectl logs (through the API server): $(k -n smoke logs "$POD" -c echo --timestamps | grep -m1 'Echoing back request made to /hello')"
 
 k -n smoke scale deployment echo --replicas=0 >/dev/null
 no_pods() { [ -z "$(k -n smoke get pods -o name)" ]; }

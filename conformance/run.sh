@@ -108,7 +108,7 @@ metadata:
   name: $GATEWAY_CLASS
 spec:
   controllerName: $CONTROLLER
-  description: signalbox with one local stock Envoy per Gateway (conformance run)
+  description: signalbox, one local stock Envoy per Gateway
 EOF
 
 log "signalbox (Kubernetes mode, --envoy local)"
@@ -147,7 +147,7 @@ set +e
 SUITE_RC=$?
 set -e
 echo "    suite exit $SUITE_RC in $(since "$T_SUITE")s (log: $RUN/suite.log)"
-grep -E '^\s*--- (PASS|FAIL|SKIP): TestConformance/[^/ ]+ ' "$RUN/suite.log" | sed -E 's/^\s*//' | sort -k2,2 -k3,3 | awk '{print "    " $0}' || true
+grep -E '^\s*--- (PASS|FAIL): TestConformance/[^/ ]+ ' "$RUN/suite.log" | sed -E 's/^\s*//' | sort -k2,2 -k3,3 | awk '{print "    " $0}' || true
 echo "    passed: $(grep -cE '^\s*--- PASS: TestConformance/[^/ ]+ ' "$RUN/suite.log" || true), failed: $(grep -cE '^\s*--- FAIL: TestConformance/[^/ ]+ ' "$RUN/suite.log" || true), skipped: $(grep -cE '^\s*--- SKIP: TestConformance/[^/ ]+ ' "$RUN/suite.log" || true)"
 [ -f "$REPORT" ] && echo "    report: $REPORT"
 echo "==> total $(since "$T0")s"

@@ -22,11 +22,13 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -47,15 +49,16 @@ import (
 )
 
 type runner struct {
-	ctx       context.Context
-	client    kubernetes.Interface
-	node      string
-	net       *network
-	images    map[string]string
-	workDir   string
-	keepFiles bool
-	queue     workqueue.TypedRateLimitingInterface[string]
-	pods      cache.Indexer
+	ctx         context.Context
+	kubeletPort int
+	client      kubernetes.Interface
+	node        string
+	net         *network
+	images      map[string]string
+	workDir     string
+	keepFiles   bool
+	queue       workqueue.TypedRateLimitingInterface[string]
+	pods        cache.Indexer
 
 	mu    sync.Mutex
 	state map[string]*podState
@@ -94,6 +97,7 @@ func main() {
 	workDir := flag.String("work-dir", "", "pods' files: volumes and container logs (default: a temporary directory)")
 	keep := flag.Bool("keep-files", false, "keep a pod's directory (its logs) after it stops")
 	readyFile := flag.String("ready-file", "", "written once the Node is registered and the informers synced")
+	kubeletPort := flag.Int("kubelet-port", 10250, "port of the kubelet API (container logs) on the node's InternalIP, the bridge address")
 	flag.Var(images, "image", "NAME=PATH: run image repository NAME (last path element, no tag) as the binary PATH; repeatable")
 	flag.Parse()
 	if len(images) == 0 {
@@ -149,15 +153,16 @@ func main() {
 	defer nw.cleanup()
 
 	r := &runner{
-		ctx:       ctx,
-		client:    client,
-		node:      *nodeName,
-		net:       nw,
-		images:    images,
-		workDir:   *workDir,
-		keepFiles: *keep,
-		queue:     workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
-		state:     map[string]*podState{},
+		ctx:         ctx,
+		kubeletPort: *kubeletPort,
+		client:      client,
+		node:        *nodeName,
+		net:         nw,
+		images:      images,
+		workDir:     *workDir,
+		keepFiles:   *keep,
+		queue:       workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
+		state:       map[string]*podState{},
 	}
 	if err := r.run(ctx, *readyFile); err != nil {
 		log.Printf("error: %v", err)
@@ -169,6 +174,9 @@ func main() {
 }
 
 func (r *runner) run(ctx context.Context, readyFile string) error {
+	if err := r.serveLogs(ctx, net.JoinHostPort(r.net.gw.String(), strconv.Itoa(r.kubeletPort))); err != nil {
+		return err
+	}
 	if err := r.registerNode(ctx); err != nil {
 		return err
 	}
@@ -357,10 +365,10 @@ func (r *runner) nodeStatus() corev1.NodeStatus {
 			cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "pod runner"),
 			cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "signalbox pod runner: pods run as local processes"),
 		},
-		Addresses: []corev1.NodeAddress{
-			{Type: corev1.NodeInternalIP, Address: r.net.gw.String()},
-			{Type: corev1.NodeHostName, Address: r.node},
-		},
+		// InternalIP only: the API server reaches the kubelet API (pods/log) at the first
+		// address of --kubelet-preferred-address-types it finds, and Hostname comes first.
+		Addresses:       []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: r.net.gw.String()}},
+		DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: int32(r.kubeletPort)}},
 		NodeInfo: corev1.NodeSystemInfo{
 			KubeletVersion:          "signalbox-podrunner",
 			ContainerRuntimeVersion: "local://processes",

@@ -53,6 +53,7 @@ type container struct {
 	waitReason string
 	waitMsg    string
 	everRan    bool
+	log        *logFile // every run's output, closed when the pod stops
 }
 
 var (
@@ -461,9 +462,25 @@ func (r *runner) startContainer(ctx context.Context, pod *corev1.Pod, st *podSta
 	for i, a := range args {
 		args[i] = ms.rewrite(expand(a, vars))
 	}
-	logPath := filepath.Join(st.dir, spec.Name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	c.mu.Lock()
+	lf := c.log
+	c.mu.Unlock()
+	if lf == nil {
+		if lf, err = openLog(filepath.Join(st.dir, spec.Name+".log")); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		c.log = lf
+		c.mu.Unlock()
+	}
+	var readers sync.WaitGroup
+	stdout, err := lf.pipe("stdout", &readers)
 	if err != nil {
+		return err
+	}
+	stderr, err := lf.pipe("stderr", &readers)
+	if err != nil {
+		_ = stdout.Close()
 		return err
 	}
 	wd := st.dir
@@ -475,11 +492,14 @@ func (r *runner) startContainer(ctx context.Context, pod *corev1.Pod, st *podSta
 	cmd := exec.Command("ip", append([]string{"netns", "exec", st.sb.netns, bin}, args...)...)
 	cmd.Env = env
 	cmd.Dir = wd
-	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	// Own process group (signals go to the container only); killed if the runner dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		_ = logf.Close()
+	err = cmd.Start()
+	// the child holds the write ends now (or nobody does): the readers end with it
+	_ = stdout.Close()
+	_ = stderr.Close()
+	if err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
 	done := make(chan struct{})
@@ -492,11 +512,17 @@ func (r *runner) startContainer(ctx context.Context, pod *corev1.Pod, st *podSta
 	c.everRan = true
 	c.waitReason, c.waitMsg = "", ""
 	c.mu.Unlock()
-	r.logf("pod %s: container %s started: pid %d, %s %s (log %s)", st.key, spec.Name, cmd.Process.Pid, bin, strings.Join(args, " "), logPath)
+	r.logf("pod %s: container %s started: pid %d, %s %s (log %s)", st.key, spec.Name, cmd.Process.Pid, bin, strings.Join(args, " "), lf.path)
 
 	go func() {
 		err := cmd.Wait()
-		_ = logf.Close()
+		// the last lines it wrote, unless something it started keeps the pipe open
+		copied := make(chan struct{})
+		go func() { readers.Wait(); close(copied) }()
+		select {
+		case <-copied:
+		case <-time.After(2 * time.Second):
+		}
 		code := 0
 		if err != nil {
 			code = -1
@@ -705,6 +731,13 @@ func (r *runner) stop(st *podState, grace time.Duration) {
 		}()
 	}
 	wg.Wait()
+	for _, c := range st.containers {
+		c.mu.Lock()
+		if c.log != nil {
+			c.log.close()
+		}
+		c.mu.Unlock()
+	}
 	r.net.remove(st.sb)
 	if !r.keepFiles {
 		_ = os.RemoveAll(st.dir)
