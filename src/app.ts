@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { DebugServer } from './debug/server.js';
+import { routesDocument } from './debug/routes.js';
 import { HealthServer } from './debug/health.js';
 import { EnvoyFolderProvider } from './provider/envoyfolder.js';
 import { FileProvider } from './provider/file/index.js';
@@ -221,6 +222,9 @@ export async function startApp(o: AppOptions): Promise<App> {
       ready: () => ready,
       extra: {
         ...(readiness ? { readiness: () => readiness.toJSON() } : {}),
+        ...(files || kube
+          ? { routes: () => routesDocument(files?.status() ?? kube?.routeStatuses() ?? [], readiness) }
+          : {}),
         ...(fleet ? { 'readiness-fleet': () => fleet.toJSON() } : {}),
         ...(folder ? { 'folder-errors': () => folder.errors() } : {}),
         ...(launcher ? { envoys: () => launcher.toJSON() } : {}),

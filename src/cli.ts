@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { startApp } from './app.js';
 import { bootstrapYaml } from './bootstrap.js';
+import { registerOperatorCommands } from './cli/commands.js';
 import { runDemo } from './demo/index.js';
 import { DEFAULT_LOCAL_ADDRESSES } from './launcher/index.js';
 import { LOG_FORMATS, makeLogger } from './log.js';
@@ -421,6 +422,8 @@ program
       process.stdout.write(lines.join('\n') + '\n');
     },
   );
+
+registerOperatorCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`signalbox: ${(err as Error).message}\n`);

@@ -31,17 +31,31 @@ export function redact(j: Json): Json {
   return j;
 }
 
-export function snapshotJson(cache: SnapshotCache, group: string): unknown {
-  const snap = cache.getGroup(group);
+/**
+ * One group's snapshot (`node`: the one that node of the group is served, its own if it has
+ * one): per type each resource's name, content hash, the names it references (`deps`: what
+ * Envoy subscribes to because of it) and the resource itself.
+ */
+export function snapshotJson(cache: SnapshotCache, group: string, node?: string): unknown {
+  const snap = node ? cache.snapshotFor({ id: node, cluster: group }) : cache.getGroup(group);
   if (!snap) return undefined;
-  const out: Record<string, unknown> = { group, versions: snap.allVersions(), resources: {} };
+  const out: Record<string, unknown> = {
+    group,
+    ...(node ? { node } : {}),
+    versions: snap.allVersions(),
+    resources: {},
+  };
   const res = out.resources as Record<string, unknown>;
   for (const t of ALL_TYPES) {
-    res[SHORT[t]] = [...snap.get(t).values()].map((r) => ({
-      name: r.name,
-      version: r.hash,
-      resource: redact({ '@type': t, ...r.json }),
-    }));
+    res[SHORT[t]] = [...snap.get(t).values()].map((r) => {
+      const deps = Object.fromEntries(Object.entries(r.deps).filter(([, v]) => v.length > 0));
+      return {
+        name: r.name,
+        version: r.hash,
+        ...(Object.keys(deps).length > 0 ? { deps } : {}),
+        resource: redact({ '@type': t, ...r.json }),
+      };
+    });
   }
   return out;
 }
@@ -103,7 +117,11 @@ export class DebugServer {
     }
     const m = /^\/debug\/snapshots\/([^/]+)\/([^/]+)$/.exec(p);
     if (m) {
-      const body = snapshotJson(this.src.cache, `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`);
+      const body = snapshotJson(
+        this.src.cache,
+        `${decodeURIComponent(m[1])}/${decodeURIComponent(m[2])}`,
+        url.searchParams.get('node') ?? undefined,
+      );
       if (body === undefined) return this.json(res, 404, { error: 'no snapshot for that group' });
       return this.json(res, 200, body);
     }
@@ -114,7 +132,8 @@ export class DebugServer {
       paths: [
         '/debug/nodes',
         '/debug/snapshots',
-        '/debug/snapshots/<namespace>/<gateway>',
+        '/debug/snapshots/<namespace>/<gateway>[?node=<id>]',
+        ...Object.keys(this.src.extra ?? {}).map((k) => `/debug/${k}`),
         '/healthz',
         '/readyz',
         '/metrics',

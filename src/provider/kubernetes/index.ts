@@ -361,6 +361,34 @@ export class KubernetesProvider {
   }
 
   /**
+   * The routes of the last translation with the status signalbox writes for them (Ready
+   * conditions included) and their generation, for GET /debug/routes.
+   */
+  routeStatuses(): {
+    kind: string;
+    namespace?: string;
+    name: string;
+    generation: number;
+    status: Record<string, unknown>;
+  }[] {
+    const last = this.lastRun;
+    if (!last) return [];
+    const gen = new Map<string, number>();
+    for (const x of last.objects) {
+      const md = x.metadata as { namespace?: string; name?: string; generation?: number };
+      gen.set(`${String(x.kind)}/${md.namespace ?? ''}/${md.name}`, md.generation ?? 1);
+    }
+    const routes = last.statuses.filter((s) => s.kind === 'HTTPRoute' || s.kind === 'GRPCRoute');
+    return (this.o.readiness ? this.o.readiness.decorate(routes) : routes).map((s) => ({
+      kind: s.kind,
+      namespace: s.namespace,
+      name: s.name,
+      generation: gen.get(`${s.kind}/${s.namespace ?? ''}/${s.name}`) ?? 1,
+      status: s.status,
+    }));
+  }
+
+  /**
    * Graceful shutdown, before the Lease is released: no new translation, and the status
    * writes queued or in flight go out (for at most `ms`).
    */
