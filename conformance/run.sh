@@ -142,6 +142,7 @@ set +e
   -report-output "$REPORT" \
   -organization signalbox -project signalbox -url "https://github.com/signalbox-dev/signalbox" \
   -version "$VERSION" -contact "signalbox maintainers" \
+  -usable-address "${CONFORMANCE_USABLE_ADDRESS:-127.0.11.1}" -unusable-address 10.1.2.3 \
   -cleanup-base-resources=false \
   "$@") >"$RUN/suite.log" 2>&1
 SUITE_RC=$?
