@@ -51,8 +51,9 @@ k8s-smoke: tools-k8s
 conformance-tools:
 	conformance/build.sh
 
-# Pods of the real test stack run as local processes (conformance/podrunner): a check.
+# Pods of the real test stack run as local processes (conformance/podrunner): unit tests, then a check.
 conformance-smoke: tools-k8s conformance-tools
+	cd conformance && test -z "$$(gofmt -l .)" && go vet ./podrunner/ && go test ./podrunner/
 	conformance/podrunner-smoke.sh
 
 # Cluster, pod runner, signalbox with local Envoys, the whole suite (GATEWAY-HTTP and
