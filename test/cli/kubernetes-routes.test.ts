@@ -3,19 +3,15 @@
  * against a fake API server: the route's generation from the informer's object, its
  * parents' conditions as signalbox writes them, Ready included (no Envoy: NoDataPlane).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import type { RoutesDocument } from '../../src/debug/routes.js';
 import { silentLogger } from '../../src/log.js';
 import { DEFAULT_CONTROLLER_NAME } from '../../src/provider/pipeline.js';
 import { waitVerdict } from '../../src/cli/routes.js';
+import { G, startFakeKube } from '../harness/fake-kube.js';
+import type { FakeKube } from '../harness/fake-kube.js';
 
-const G = 'gateway.networking.k8s.io/v1';
 const meta = (name: string, generation: number, ns: string | undefined = 'default') => ({
   ...(ns ? { namespace: ns } : {}),
   name,
@@ -55,60 +51,16 @@ const ITEMS: Record<string, unknown[]> = {
   ],
 };
 
-const LIST_KIND: Record<string, string> = {
-  '/api/v1/services': 'ServiceList',
-  '/api/v1/secrets': 'SecretList',
-  '/api/v1/namespaces': 'NamespaceList',
-  '/apis/discovery.k8s.io/v1/endpointslices': 'EndpointSliceList',
-};
-
-let server: Server;
-let dir: string;
+let kube: FakeKube;
 let app: App | undefined;
-const watches = new Set<ServerResponse>();
 
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    req.resume();
-    const send = (code: number, body: unknown) => {
-      res.writeHead(code, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.method === 'PATCH')
-      return send(200, { apiVersion: G, kind: 'HTTPRoute', metadata: { resourceVersion: '9' } });
-    if (url.searchParams.get('watch') === 'true') {
-      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-      res.flushHeaders();
-      watches.add(res);
-      res.on('close', () => watches.delete(res));
-      return;
-    }
-    // the shape of a real list: typed core lists, the group's apiVersion
-    send(200, {
-      apiVersion: url.pathname.startsWith('/apis/') ? url.pathname.split('/').slice(2, 4).join('/') : 'v1',
-      kind: LIST_KIND[url.pathname] ?? 'List',
-      metadata: { resourceVersion: '10' },
-      items: ITEMS[url.pathname] ?? [],
-    });
+  kube = await startFakeKube({
+    items: ITEMS,
+    patched: { apiVersion: G, kind: 'HTTPRoute', metadata: { resourceVersion: '9' } },
+    tmpPrefix: 'sb-cli-k8s-',
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  dir = mkdtempSync(join(tmpdir(), 'sb-cli-k8s-'));
-  const kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
-      ],
-      users: [{ name: 'u', user: {} }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'x',
-    }),
-  );
+  const kubeconfig = kube.kubeconfig;
   app = await startApp({
     log: silentLogger(),
     xdsAddress: '127.0.0.1:0',
@@ -118,11 +70,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const w of watches) w.end();
   await app?.close();
-  server?.closeAllConnections();
-  await new Promise((r) => server?.close(r));
-  rmSync(dir, { recursive: true, force: true });
+  await kube?.close();
 });
 
 test('the route, its generation, its parent’s conditions and readiness; wait’s verdict names why it is not Ready', async () => {

@@ -5,10 +5,8 @@
  * list is retried with backoff and the first snapshot, once every kind has listed, has the
  * Secret in it (never a partial world).
  */
-import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { Server, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApp } from '../../src/app.js';
@@ -19,8 +17,9 @@ import { DEFAULT_CONTROLLER_NAME } from '../../src/provider/pipeline.js';
 import { SnapshotCache } from '../../src/xds/cache/cache.js';
 import { protoRegistry } from '../../src/xds/proto.js';
 import { TypeUrl } from '../../src/xds/resource.js';
+import { G, startFakeKube } from '../harness/fake-kube.js';
+import type { FakeKube } from '../harness/fake-kube.js';
 
-const G = 'gateway.networking.k8s.io/v1';
 const certs = join(dirname(fileURLToPath(import.meta.url)), '../gatewayapi/testdata/certs');
 const b64 = (f: string) => readFileSync(join(certs, f)).toString('base64');
 
@@ -73,13 +72,6 @@ const ITEMS: Record<string, unknown[]> = {
   ],
 };
 
-const LIST_KIND: Record<string, string> = {
-  '/api/v1/services': 'ServiceList',
-  '/api/v1/secrets': 'SecretList',
-  '/api/v1/namespaces': 'NamespaceList',
-  '/apis/discovery.k8s.io/v1/endpointslices': 'EndpointSliceList',
-};
-
 const FORBIDDEN = {
   kind: 'Status',
   apiVersion: 'v1',
@@ -92,87 +84,50 @@ const FORBIDDEN = {
   code: 403,
 };
 
-let server: Server;
-let dir: string;
+let fake: FakeKube;
 let kubeconfig: string;
 /** answers the Secrets list gives before it succeeds */
 let secretAnswers: number[];
 /** Secrets list requests answered so far, and when the successful one was answered */
 let secretLists: number;
 let secretListedAt: number;
-const watches = new Set<ServerResponse>();
-
-function send(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
 
 beforeEach(async () => {
   secretAnswers = [];
   secretLists = 0;
   secretListedAt = 0;
-  server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    req.resume();
-    if (req.method === 'PATCH') {
-      // status writes
-      send(res, 200, { apiVersion: G, kind: 'Gateway', metadata: { resourceVersion: '99' } });
-      return;
-    }
-    if (url.searchParams.get('watch') === 'true') {
-      // a watch that stays open without events
-      res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
-      res.flushHeaders();
-      watches.add(res);
-      res.on('close', () => watches.delete(res));
-      return;
-    }
-    if (url.pathname === '/api/v1/secrets') {
+  fake = await startFakeKube({
+    items: ITEMS,
+    // status writes
+    patched: { apiVersion: G, kind: 'Gateway', metadata: { resourceVersion: '99' } },
+    list: (url, send) => {
+      if (url.pathname !== '/api/v1/secrets') return false;
       secretLists++;
       const code = secretAnswers.shift();
-      if (code === 403) return send(res, 403, FORBIDDEN);
-      if (code !== undefined)
-        return send(res, code, {
+      if (code === 403) {
+        send(403, FORBIDDEN);
+        return true;
+      }
+      if (code !== undefined) {
+        send(code, {
           kind: 'Status',
           apiVersion: 'v1',
           status: 'Failure',
           message: 'etcd unavailable',
           code,
         });
+        return true;
+      }
       secretListedAt = Date.now();
-    }
-    const kind = LIST_KIND[url.pathname] ?? 'List';
-    send(res, 200, {
-      apiVersion: url.pathname.startsWith('/apis/') ? url.pathname.split('/').slice(2, 4).join('/') : 'v1',
-      kind,
-      metadata: { resourceVersion: '10' },
-      items: ITEMS[url.pathname] ?? [],
-    });
+      return false;
+    },
+    tmpPrefix: 'sb-k8s-sync-',
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  dir = mkdtempSync(join(tmpdir(), 'sb-k8s-sync-'));
-  kubeconfig = join(dir, 'kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: `http://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } },
-      ],
-      users: [{ name: 'u', user: {} }],
-      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
-      'current-context': 'x',
-    }),
-  );
+  kubeconfig = fake.kubeconfig;
 });
 
 afterEach(async () => {
-  for (const w of watches) w.end();
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-  rmSync(dir, { recursive: true, force: true });
+  await fake.close();
 });
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
