@@ -80,7 +80,10 @@ wait_for() {
     sleep 0.2
   done
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Free ports below the ephemeral range (an outgoing connection cannot take them meanwhile).
+# shellcheck source=../e2e/k8s/lib.sh
+source "$ROOT/e2e/k8s/lib.sh"
+free_port() { k8s_free_port; }
 
 T0="$(now)"
 rm -rf "$RUN"
@@ -112,7 +115,9 @@ spec:
 EOF
 
 log "signalbox (Kubernetes mode, --envoy local)"
-XDS_PORT="$(free_port)" DEBUG_PORT="$(free_port)"
+XDS_PORT="$(free_port)"
+DEBUG_PORT="$(free_port)"
+while [ "$DEBUG_PORT" = "$XDS_PORT" ]; do DEBUG_PORT="$(free_port)"; done
 (cd "$ROOT" && exec node dist/src/cli.js serve --kubeconfig "$KUBECONFIG" --controller-name "$CONTROLLER" \
   --no-leader-elect --envoy local --envoy-path "$BIN/envoy" --envoy-concurrency 1 \
   --xds-address "127.0.0.1:$XDS_PORT" --debug-address "127.0.0.1:$DEBUG_PORT" \

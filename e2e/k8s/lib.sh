@@ -28,13 +28,19 @@ k8s_need_bins() {
   done
 }
 
-# k8s_free_port: a TCP port nobody listens on (and not handed out earlier in this run).
+# k8s_free_port: a TCP port nobody listens on (and not handed out earlier in this run),
+# below the kernel's ephemeral range: a port from that range can be taken by an outgoing
+# connection (the API server's to etcd, say) between this pick and the bind, which made
+# kube-controller-manager, started last, fail with "address already in use".
 K8S_TAKEN_PORTS=" "
 k8s_free_port() {
-  local used p i
+  local used p i lo span
+  lo="$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)"
+  span=$(( lo - 20000 ))
+  [ "$span" -ge 2000 ] || span=30000 # an unusual range: the old behaviour
   used=" $(ss -Htan 2>/dev/null | awk '{n=split($4,a,":"); print a[n]}' | sort -u | tr '\n' ' ')"
   for i in $(seq 1 200); do
-    p=$(( 20000 + RANDOM % 30000 ))
+    p=$(( 20000 + RANDOM % span ))
     case "$used$K8S_TAKEN_PORTS" in *" $p "*) continue ;; esac
     K8S_TAKEN_PORTS+="$p "
     echo "$p"; return 0
