@@ -9,6 +9,16 @@ import type { ReadyReason } from './index.js';
 
 const SECONDS = [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/** A histogram of durations in seconds (SECONDS buckets) by one label, in `registry`. */
+function secondsHistogram<L extends string>(
+  registry: Registry,
+  name: string,
+  label: L,
+  help: string,
+): Histogram<L> {
+  return new Histogram({ name, help, labelNames: [label], buckets: SECONDS, registers: [registry] });
+}
+
 export class ReadinessMetrics {
   readonly routeReady: Histogram<'outcome'>;
   readonly phase: Histogram<'phase'>;
@@ -16,20 +26,18 @@ export class ReadinessMetrics {
 
   constructor(registry: Registry, reasons: () => Iterable<ReadyReason>) {
     const registers = [registry];
-    this.routeReady = new Histogram({
-      name: 'signalbox_route_ready_seconds',
-      help: 'From a route change reaching readiness (a new desired state of the route) to its outcome, by outcome (the Ready reason: Ready, ProbeFailed, Nacked, NoEndpoints, NoDataPlane, EnvoyDisconnected)',
-      labelNames: ['outcome'] as const,
-      buckets: SECONDS,
-      registers,
-    });
-    this.phase = new Histogram({
-      name: 'signalbox_readiness_phase_seconds',
-      help: 'Duration of a readiness phase of a Gateway (add: push, ACKs and probes; promote: push, ACKs and probes; drop: push and ACKs; naive: push and ACKs)',
-      labelNames: ['phase'] as const,
-      buckets: SECONDS,
-      registers,
-    });
+    this.routeReady = secondsHistogram(
+      registry,
+      'signalbox_route_ready_seconds',
+      'outcome',
+      'From a route change reaching readiness (a new desired state of the route) to its outcome, by outcome (the Ready reason: Ready, ProbeFailed, Nacked, NoEndpoints, NoDataPlane, EnvoyDisconnected)',
+    );
+    this.phase = secondsHistogram(
+      registry,
+      'signalbox_readiness_phase_seconds',
+      'phase',
+      'Duration of a readiness phase of a Gateway (add: push, ACKs and probes; promote: push, ACKs and probes; drop: push and ACKs; naive: push and ACKs)',
+    );
     this.probes = new Counter({
       name: 'signalbox_readiness_probes_total',
       help: 'Readiness probes through Envoy (one per route backend and Envoy, retried until its outcome), by result (ok, wrong-hash, local-reply, connect, timeout, protocol)',
