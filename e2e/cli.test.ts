@@ -14,13 +14,12 @@ import { parse } from 'yaml';
 import type { App } from '../src/app.js';
 import type { RoutesDocument } from '../src/debug/routes.js';
 import type { StreamSync } from '../src/cli/sync.js';
-import { Snapshot } from '../src/xds/cache/snapshot.js';
 import { TypeUrl } from '../src/xds/resource.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
-import { res } from './harness/resources.js';
+import { REJECTED_REGEX_REWRITE, withRoutes } from './harness/resources.js';
 import { CLI } from './harness/signalbox.js';
 import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
 
@@ -332,21 +331,11 @@ describe('status, diff and snapshot show a NACK with Envoy’s own error text', 
     const rds = () => app.cache.ledger.get('envoy-nack')?.types.get(TypeUrl.Route);
     const good = app.cache.getGroup('default/gw')!;
     await waitFor('RDS ACKed', () => rds()?.acked?.version === good.version(TypeUrl.Route), 60_000);
-    const rcs = [...good.get(TypeUrl.Route).values()].map((rc) => {
-      const j = structuredClone(rc.json) as {
-        virtual_hosts: { routes: { route?: Record<string, unknown> }[] }[];
-      };
+    const bad = withRoutes(good, (rc) => {
+      const j = rc as unknown as { virtual_hosts: { routes: { route?: Record<string, unknown> }[] }[] };
       for (const vh of j.virtual_hosts)
-        for (const r of vh.routes)
-          if (r.route) r.route.regex_rewrite = { pattern: { regex: '((' }, substitution: '/x' };
-      return res(TypeUrl.Route, j as never);
+        for (const r of vh.routes) if (r.route) r.route.regex_rewrite = REJECTED_REGEX_REWRITE;
     });
-    const bad = new Snapshot([
-      ...rcs,
-      ...[...good.resources.entries()]
-        .filter(([t]) => t !== TypeUrl.Route)
-        .flatMap(([, m]) => [...m.values()]),
-    ]);
     app.cache.setSnapshot('default/gw', bad);
     const nack = await waitFor('RDS NACKed', () => rds()?.nacked, 60_000);
 

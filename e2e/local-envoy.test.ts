@@ -12,27 +12,11 @@ import { join } from 'node:path';
 import type { App } from '../src/app.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
-import { ENVOY_BIN, freePort, requireEnvoy, waitFor } from './harness/envoy.js';
+import { ENVOY_BIN, alive, freePort, requireEnvoy, waitFor } from './harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
 import { startStandalone, yamlOf } from './harness/standalone.js';
+import { debugStatus, readyOf } from './harness/status.js';
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
-interface Entry {
-  kind: string;
-  namespace?: string;
-  name: string;
-  status: {
-    addresses?: { type: string; value: string }[];
-    conditions?: Cond[];
-    parents?: { conditions: Cond[] }[];
-  } | null;
-}
 interface EnvoyJson {
   gateway: string;
   address: string;
@@ -48,15 +32,6 @@ interface EnvoyJson {
 const POOL = '127.0.77.0/24';
 const ADDR_A = '127.0.77.1'; // default/gw-a sorts first
 const ADDR_B = '127.0.77.2';
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('local Envoys (serve --envoy local, real Envoy)', () => {
   let dir: string;
@@ -75,9 +50,8 @@ describe('local Envoys (serve --envoy local, real Envoy)', () => {
   };
   const envoyOf = async (gw: string) => (await envoys()).find((e) => e.gateway === gw);
   const statusOf = async (kind: string, name: string) =>
-    (await debug<Entry[]>('/debug/status')).find((x) => x.kind === kind && x.name === name);
-  const ready = async (route: string) =>
-    (await statusOf('HTTPRoute', route))?.status?.parents?.[0]?.conditions.find((c) => c.type === 'Ready');
+    (await debugStatus(app!.debugPort)).find((x) => x.kind === kind && x.name === name);
+  const ready = async (route: string) => readyOf((await statusOf('HTTPRoute', route))?.status);
   const readyTrue = (route: string) =>
     waitFor(
       `${route} Ready=True`,

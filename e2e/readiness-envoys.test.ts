@@ -30,19 +30,13 @@ import type { App } from '../src/app.js';
 import { peerHost } from '../src/readiness/index.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
 import { get } from './harness/backend.js';
-import { Envoy, freePort, waitFor } from './harness/envoy.js';
+import { Envoy, alive, freePort, waitFor } from './harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
 import { createNetns } from './harness/netns.js';
 import type { Netns } from './harness/netns.js';
 import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
+import { routeReady } from './harness/status.js';
+import type { Cond } from './harness/status.js';
 
 interface NodeJson {
   id: string;
@@ -96,15 +90,6 @@ function startRecorder(name: string, host: string): Promise<Recorder> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('proved readiness through two Envoys of one Gateway, each in its own network namespace', () => {
   let dir: string;
   let app: App;
@@ -129,11 +114,7 @@ describe('proved readiness through two Envoys of one Gateway, each in its own ne
     backends.push(b);
     return b;
   };
-  const cond = (name: string): Cond | undefined => {
-    const e = app.files!.status().find((x) => x.kind === 'HTTPRoute' && x.name === name);
-    const parents = (e?.status as { parents?: { conditions: Cond[] }[] } | null)?.parents;
-    return parents?.[0]?.conditions.find((c) => c.type === 'Ready');
-  };
+  const cond = (name: string): Cond | undefined => routeReady(app.files!.status(), name);
   const explain = (name: string) => async (err: Error) => {
     const nodes = await fetch(`http://127.0.0.1:${app.debugPort}/debug/nodes`)
       .then((r) => r.text())

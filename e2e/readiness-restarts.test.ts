@@ -29,14 +29,8 @@ import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-obj
 import { startLoad } from './harness/load.js';
 import { SignalboxProcess } from './harness/signalbox.js';
 import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
+import { readyOf } from './harness/status.js';
+import type { Cond } from './harness/status.js';
 
 const WEB = 'httproute/default/web';
 const GW = 'default/gw';
@@ -45,8 +39,7 @@ const GW = 'default/gw';
 function webOf(entries: StatusEntry[]): { generation: number; ready?: Cond } | undefined {
   const e = entries.find((x) => x.kind === 'HTTPRoute' && x.name === 'web');
   if (!e) return undefined;
-  const parents = (e.status as { parents?: { conditions: Cond[] }[] } | null)?.parents;
-  return { generation: e.generation, ready: parents?.[0]?.conditions.find((c) => c.type === 'Ready') };
+  return { generation: e.generation, ready: readyOf(e.status) };
 }
 
 const gatewayYaml = (port: number) =>

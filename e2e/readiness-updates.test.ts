@@ -24,18 +24,12 @@ import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-obj
 import { startLoad } from './harness/load.js';
 import type { LoadResult } from './harness/load.js';
 import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
+import { routeReady } from './harness/status.js';
+import type { Cond } from './harness/status.js';
 
 const UPDATES = Number(process.env.READINESS_UPDATES ?? 100);
 const WORKERS = 10;
 const RATE = 5; // requests per second per worker
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
 
 interface Flip {
   /** ms from the route edit to Ready=True at its generation */
@@ -112,11 +106,7 @@ describe.each<ReadinessMode>(['proved', 'naive'])(
     let load: ReturnType<typeof startLoad> | undefined;
 
     const url = (p = '/') => `http://127.0.0.1:${port}${p}`;
-    const readyCond = (): Cond | undefined => {
-      const e = app.files!.status().find((x) => x.kind === 'HTTPRoute' && x.name === 'web');
-      const parents = (e?.status as { parents?: { conditions: Cond[] }[] } | null)?.parents;
-      return parents?.[0]?.conditions.find((c) => c.type === 'Ready');
-    };
+    const readyCond = (): Cond | undefined => routeReady(app.files!.status(), 'web');
     const describeState = () =>
       `Ready: ${JSON.stringify(readyCond())}; readiness: ${JSON.stringify(app.readiness?.toJSON())}`;
 

@@ -11,29 +11,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { App } from '../src/app.js';
 import type { RouteReadiness } from '../src/readiness/index.js';
-import { Snapshot } from '../src/xds/cache/snapshot.js';
+import type { JsonObject } from '../src/xds/proto.js';
 import { TypeUrl } from '../src/xds/resource.js';
-import { res } from './harness/resources.js';
+import { REJECTED_REGEX_REWRITE, withRoutes } from './harness/resources.js';
 import { get, startBackend } from './harness/backend.js';
 import type { Backend } from './harness/backend.js';
 import { replaceFile, startStandalone, yamlOf } from './harness/standalone.js';
 import { Envoy, freePort, waitFor } from './harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-objects.js';
 import { startLoad } from './harness/load.js';
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
-interface Entry {
-  kind: string;
-  name: string;
-  generation: number;
-  status: { parents?: { conditions: Cond[] }[]; conditions?: Cond[] } | null;
-}
+import { debugStatus, readyOf, routeReady } from './harness/status.js';
+import type { Cond } from './harness/status.js';
 
 describe('proved readiness (standalone, real Envoy)', () => {
   let dir: string;
@@ -46,11 +34,8 @@ describe('proved readiness (standalone, real Envoy)', () => {
   const seen: RouteReadiness[] = [];
 
   const replace = (file: string, text: string) => replaceFile(dir, file, text);
-  const ready = async (name: string): Promise<Cond | undefined> => {
-    const all = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`)).json()) as Entry[];
-    const e = all.find((x) => x.kind === 'HTTPRoute' && x.name === name);
-    return e?.status?.parents?.[0]?.conditions.find((c) => c.type === 'Ready');
-  };
+  const ready = async (name: string): Promise<Cond | undefined> =>
+    routeReady(await debugStatus(app.debugPort), name);
   const readyIs = (name: string, reason: string, generation: number) =>
     waitFor(
       `${name} Ready reason ${reason} at generation ${generation}`,
@@ -164,7 +149,7 @@ describe('proved readiness (standalone, real Envoy)', () => {
     replace('other.yaml', yamlOf(httpRoute('other', '/other', 'svc-empty')));
     const c = await readyIs('other', 'NoEndpoints', 4);
     expect(c.status).toBe('False');
-    const all = (await (await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`)).json()) as Entry[];
+    const all = await debugStatus(app.debugPort);
     const other = all.find((x) => x.kind === 'HTTPRoute' && x.name === 'other');
     expect(other?.status?.parents?.[0]?.conditions.find((x) => x.type === 'Accepted')?.status).toBe('True');
     // an endpoint comes up (svc-empty → backend b): proved, Ready, served
@@ -325,10 +310,8 @@ describe('NACK attribution (a change the translator cannot catch, injected below
     const d = app.readiness!.desiredOf('default/gw')!;
     const clusterB = [...d.get(TypeUrl.Cluster).keys()].find((n) => n.includes('svc-b'))!;
     // both routes move to b; web also gets a rewrite regex Envoy's RE2 refuses
-    const rcs = [...d.get(TypeUrl.Route).values()].map((rc) => {
-      const j = JSON.parse(JSON.stringify(rc.json)) as {
-        virtual_hosts: { routes: Record<string, unknown>[] }[];
-      };
+    const next = withRoutes(d, (rc) => {
+      const j = rc as unknown as { virtual_hosts: { routes: Record<string, unknown>[] }[] };
       for (const vh of j.virtual_hosts)
         for (const r of vh.routes) {
           const name = String(r.name);
@@ -338,15 +321,9 @@ describe('NACK attribution (a change the translator cannot catch, injected below
             delete action.weighted_clusters;
             action.cluster = clusterB;
           }
-          if (name.startsWith('httproute/default/web/'))
-            action.regex_rewrite = { pattern: { regex: '((' }, substitution: '/x' };
+          if (name.startsWith('httproute/default/web/')) action.regex_rewrite = REJECTED_REGEX_REWRITE;
         }
-      return res(TypeUrl.Route, j as never);
     });
-    const next = new Snapshot([
-      ...rcs,
-      ...[...d.resources.entries()].filter(([t]) => t !== TypeUrl.Route).flatMap(([, m]) => [...m.values()]),
-    ]);
     const otherBefore = state('other')!.hash;
     app.readiness!.desire('default/gw', next, new Map());
     const web = await waitFor(
@@ -370,23 +347,15 @@ describe('NACK attribution (a change the translator cannot catch, injected below
     );
     // the rejected route keeps serving its previous backend
     expect((await get(`http://127.0.0.1:${port}/web/1`)).backend).toBe('a');
-    const ready = await fetch(`http://127.0.0.1:${app.debugPort}/debug/status`).then(
-      async (r) => (await r.json()) as Entry[],
-    );
-    const webCond = ready
-      .find((e) => e.name === 'web')!
-      .status!.parents![0].conditions.find((c) => c.type === 'Ready')!;
+    const ready = await debugStatus(app.debugPort);
+    const webCond = readyOf(ready.find((e) => e.name === 'web')!.status!)!;
     expect(webCond).toMatchObject({ status: 'False', reason: 'Nacked' });
 
     // quarantined until edited: the user's fix (the valid rewrite) is proved and served
-    const fixed = new Snapshot([
-      ...[...next.get(TypeUrl.Route).values()].map((rc) =>
-        res(TypeUrl.Route, JSON.parse(JSON.stringify(rc.json).replaceAll('"((', '"^/web(.*)$')) as never),
-      ),
-      ...[...next.resources.entries()]
-        .filter(([t]) => t !== TypeUrl.Route)
-        .flatMap(([, m]) => [...m.values()]),
-    ]);
+    const fixed = withRoutes(
+      next,
+      (rc) => JSON.parse(JSON.stringify(rc).replaceAll('"((', '"^/web(.*)$')) as JsonObject,
+    );
     app.readiness!.desire('default/gw', fixed, new Map());
     await waitFor('web proved after the edit', () => state('web')?.reason === 'Ready', 60_000);
     const r = await waitFor('web served by b', async () => {

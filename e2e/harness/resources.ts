@@ -88,3 +88,20 @@ export function simpleSnapshot(opts: {
   }
   return new Snapshot(r);
 }
+
+/** A regex_rewrite Envoy's RE2 refuses: a route configuration carrying it is NACKed. */
+export const REJECTED_REGEX_REWRITE = { pattern: { regex: '((' }, substitution: '/x' };
+
+/**
+ * `snap` with each route configuration replaced: `edit` gets a copy of its JSON and changes
+ * it in place or returns the JSON to use; the other resources stay as they are.
+ */
+export function withRoutes(snap: Snapshot, edit: (json: JsonObject) => JsonObject | void): Snapshot {
+  return new Snapshot([
+    ...[...snap.get(TypeUrl.Route).values()].map((rc) => {
+      const j = structuredClone(rc.json);
+      return res(TypeUrl.Route, edit(j) ?? j);
+    }),
+    ...[...snap.resources.entries()].filter(([t]) => t !== TypeUrl.Route).flatMap(([, m]) => [...m.values()]),
+  ]);
+}

@@ -8,40 +8,25 @@
  * redirect naming the Gateway: no backend needed, the API server refuses loopback
  * endpoints); a Gateway deleted with kubectl stops its Envoy; closing the App leaves none.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { join } from 'node:path';
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { makeLogger, silentLogger } from '../../src/log.js';
-import { ENVOY_BIN, freePort, requireEnvoy, waitFor } from '../harness/envoy.js';
+import { ENVOY_BIN, alive, freePort, requireEnvoy, waitFor } from '../harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass } from '../harness/gateway-objects.js';
+import { kubeShell } from '../harness/kubectl.js';
+import type { Cond } from '../harness/status.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
 
-const TOOLS = resolve('.tools/bin');
 const POOL = '127.0.78.0/24';
 const ADDR_A = '127.0.78.1';
 const ADDR_B = '127.0.78.200'; // requested by gw-b, outside the pool's first addresses
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** One GET on a new connection: status and Location. */
 function hit(url: string): Promise<{ status: number; location: string }> {
@@ -62,21 +47,7 @@ describe('local Envoys in Kubernetes mode (real kube-apiserver, real Envoy)', ()
   let app: App | undefined;
   let port: number;
 
-  const sh = (line: string, input?: string): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((res) => {
-      const env = { ...process.env, PATH: `${TOOLS}:${process.env.PATH ?? ''}`, KUBECONFIG: kubeconfig };
-      const child = execFile('bash', ['-c', line], { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-        res({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-      );
-      if (input !== undefined) child.stdin?.end(input);
-    });
-  const ok = async (line: string, input?: string): Promise<string> => {
-    const r = await sh(line, input);
-    if (r.code !== 0) throw new Error(`${line}: exit ${r.code}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
-  const apply = (...docs: unknown[]) => ok('kubectl apply -f -', docs.map((d) => stringify(d)).join('---\n'));
-  const getJson = async (what: string) => JSON.parse(await ok(`kubectl get ${what} -o json`)) as Any;
+  const { ok, apply, getJson } = kubeShell(() => kubeconfig);
   const programmed = (gw: Any): Cond | undefined =>
     gw.status?.conditions?.find((c: Cond) => c.type === 'Programmed');
   const envoys = async (): Promise<

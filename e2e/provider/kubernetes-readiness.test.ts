@@ -19,11 +19,10 @@
  * .5, the backends .6). Every kubectl here runs asynchronously: signalbox (its status
  * writer, its probes) runs in this process and must not be frozen meanwhile.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { stringify } from 'yaml';
+import { join } from 'node:path';
 import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { makeLogger, silentLogger } from '../../src/log.js';
@@ -32,18 +31,10 @@ import { startNetnsBackends } from '../harness/netns-backend.js';
 import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort } from '../harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass } from '../harness/gateway-objects.js';
+import { kubeShell } from '../harness/kubectl.js';
+import { readyOf } from '../harness/status.js';
+import type { Cond } from '../harness/status.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Any = any;
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
-
-const TOOLS = resolve('.tools/bin');
 const BACKEND_IP = '198.51.100.6';
 
 /** The kubectl lines of the README, exactly as typed in a shell. */
@@ -51,13 +42,6 @@ const WAIT_READY = `kubectl wait httproute/web --for=jsonpath='{.status.parents[
 const WAIT_GENERATION_2 = `kubectl wait httproute/web --for=jsonpath='{.status.parents[0].conditions[?(@.type=="Ready")].observedGeneration}'=2 --timeout=60s`;
 const WAIT_CONDITION_READY = `kubectl wait httproute/web --for=condition=Ready --timeout=2s`;
 const WAIT_GATEWAY = `kubectl wait gateway/gw --for=condition=signalbox.dev/RoutesReady --timeout=60s`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
 
 describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)', () => {
   let dir: string;
@@ -67,30 +51,7 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
   let backend: NetnsBackend | undefined;
   let port: number;
 
-  /** a shell command line with kubectl (.tools/bin) on PATH and the test cluster's KUBECONFIG */
-  const sh = (line: string, input?: string): Promise<Run> =>
-    new Promise((res) => {
-      const t0 = Date.now();
-      const env = { ...process.env, PATH: `${TOOLS}:${process.env.PATH ?? ''}`, KUBECONFIG: kubeconfig };
-      const child = execFile('bash', ['-c', line], { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) =>
-        res({
-          code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
-          stdout,
-          stderr,
-          ms: Date.now() - t0,
-        }),
-      );
-      if (input !== undefined) child.stdin?.end(input);
-    });
-  const ok = async (line: string, input?: string): Promise<string> => {
-    const r = await sh(line, input);
-    if (r.code !== 0) throw new Error(`${line}: exit ${r.code}: ${r.stderr}${r.stdout}`);
-    return r.stdout;
-  };
-  const apply = (...docs: unknown[]) => ok('kubectl apply -f -', docs.map((d) => stringify(d)).join('---\n'));
-  const getJson = async (what: string) => JSON.parse(await ok(`kubectl get ${what} -o json`)) as Any;
-  const readyOf = (x: Any): Cond | undefined =>
-    x.status?.parents?.[0]?.conditions?.find((c: Cond) => c.type === 'Ready');
+  const { sh, apply, getJson } = kubeShell(() => kubeconfig);
   /** what signalbox's readiness thinks, for failure messages */
   const state = () => JSON.stringify(app.readiness?.toJSON());
   const url = (p: string) => `http://127.0.0.1:${port}${p}`;
@@ -175,9 +136,9 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
 
     const web = await getJson('httproute/web');
     expect(web.metadata.generation).toBe(1);
-    expect(readyOf(web)).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 1 });
+    expect(readyOf(web.status)).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 1 });
     // proved through the data plane, not promoted unproved
-    expect(readyOf(web)?.message).toMatch(/^proved through 1 Envoy/);
+    expect(readyOf(web.status)?.message).toMatch(/^proved through 1 Envoy/);
     // every condition of the parent describes the same generation
     expect(
       web.status.parents[0].conditions.map((c: Cond) => `${c.type}=${c.status}@${c.observedGeneration}`),
@@ -206,8 +167,8 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
 
     const web = await getJson('httproute/web');
     expect(web.metadata.generation).toBe(2);
-    expect(readyOf(web)).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 2 });
-    expect(readyOf(web)?.message).toMatch(/^proved through 1 Envoy/);
+    expect(readyOf(web.status)).toMatchObject({ status: 'True', reason: 'Ready', observedGeneration: 2 });
+    expect(readyOf(web.status)?.message).toMatch(/^proved through 1 Envoy/);
   }, 180_000);
 
   test('the Gateway: signalbox.dev/RoutesReady True, "1 of 1 routes Ready"', async () => {

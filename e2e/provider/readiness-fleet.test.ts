@@ -25,19 +25,14 @@ import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass, httpRoute, service } from '../harness/gateway-objects.js';
 import { startReplica as startReplicaProcess } from '../harness/signalbox.js';
 import type { Replica } from '../harness/signalbox.js';
+import { readyOf } from '../harness/status.js';
+import type { Cond } from '../harness/status.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const BACKEND_IP = '198.51.100.10';
 const BACKEND_PORT = 8080;
 const HEARTBEAT_S = 1;
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-  observedGeneration: number;
-}
 interface KubeInfo {
   statusWrites: number;
   leader: { identity: string; leading: boolean };
@@ -58,12 +53,8 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
     execFileSync(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { input, encoding: 'utf8' });
   const apply = (...docs: unknown[]) =>
     kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
-  const ready = (): Cond | undefined => {
-    const r = JSON.parse(kubectl(['get', 'httproute', 'web', '-o', 'json'])) as {
-      status?: { parents?: { conditions: Cond[] }[] };
-    };
-    return r.status?.parents?.[0]?.conditions.find((c) => c.type === 'Ready');
-  };
+  const ready = (): Cond | undefined =>
+    readyOf((JSON.parse(kubectl(['get', 'httproute', 'web', '-o', 'json'])) as { status?: unknown }).status);
   /** what each replica thinks, for failure messages */
   const debug = async () =>
     JSON.stringify(
