@@ -40,6 +40,7 @@ import { join, resolve } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { ENVOY_BIN, freePort, requireEnvoy, waitFor } from '../harness/envoy.js';
 import { GATEWAY_API } from '../harness/gateway-objects.js';
+import { writeTokenKubeconfig } from '../harness/kubectl.js';
 import { OPERATOR_METRICS, dashboardMetrics, families, sampleSum } from '../harness/metrics.js';
 import { CLI, SignalboxProcess } from '../harness/signalbox.js';
 
@@ -246,11 +247,8 @@ describe('manifests/ and the Envoy fleet on a real API server', () => {
 
     // signalbox as the ServiceAccount of install.yaml
     const token = kubectl(['create', 'token', 'signalbox', '-n', 'signalbox-system', '--duration=1h']).trim();
-    const cfg = parse(readFileSync(admin, 'utf8')) as Any;
-    cfg.users = [{ name: 'signalbox', user: { token } }];
-    cfg.contexts[0].context.user = 'signalbox';
     const saConfig = join(dir, 'signalbox.kubeconfig');
-    writeFileSync(saConfig, stringify(cfg));
+    writeTokenKubeconfig(admin, token, saConfig);
 
     const secrets = docsOf(secretsFile);
     const secretOf = (name: string) => secrets.find((s) => s.metadata.name === name);

@@ -6,7 +6,7 @@
  * Lease, with no request forbidden; the ServiceAccount can do nothing more than that.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,6 +16,7 @@ import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import { GATEWAY_API, gateway } from '../harness/gateway-objects.js';
 import { freePort, waitFor } from '../harness/envoy.js';
+import { writeTokenKubeconfig } from '../harness/kubectl.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const SA = 'system:serviceaccount:signalbox-system:signalbox';
@@ -96,11 +97,8 @@ describe('manifests/ on a real API server with RBAC', () => {
 
   test('signalbox as the ServiceAccount: informers, status writes and the Lease, nothing forbidden', async () => {
     const token = kubectl(['create', 'token', 'signalbox', '-n', 'signalbox-system', '--duration=1h']).trim();
-    const cfg = parse(readFileSync(admin, 'utf8')) as Any;
-    cfg.users = [{ name: 'signalbox', user: { token } }];
-    cfg.contexts[0].context.user = 'signalbox';
     const saConfig = join(dir, 'signalbox.kubeconfig');
-    writeFileSync(saConfig, stringify(cfg));
+    writeTokenKubeconfig(admin, token, saConfig);
     expect(
       kubectl(['auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'], undefined, saConfig),
     ).toBe(SA);
