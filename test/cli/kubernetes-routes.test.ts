@@ -7,29 +7,15 @@ import { startApp } from '../../src/app.js';
 import type { App } from '../../src/app.js';
 import type { RoutesDocument } from '../../src/debug/routes.js';
 import { silentLogger } from '../../src/log.js';
-import { DEFAULT_CONTROLLER_NAME } from '../../src/provider/pipeline.js';
 import { waitVerdict } from '../../src/cli/routes.js';
-import { G, startFakeKube } from '../harness/fake-kube.js';
+import { G, gatewayClassItem, objectMeta, startFakeKube } from '../harness/fake-kube.js';
 import type { FakeKube } from '../harness/fake-kube.js';
 
-const meta = (name: string, generation: number, ns: string | undefined = 'default') => ({
-  ...(ns ? { namespace: ns } : {}),
-  name,
-  uid: `uid-${name}`,
-  resourceVersion: '5',
-  generation,
-  creationTimestamp: '2026-01-01T00:00:00Z',
-});
+const meta = (name: string, generation: number, ns: string | undefined = 'default') =>
+  objectMeta(name, { generation, resourceVersion: '5', namespace: ns });
 
 const ITEMS: Record<string, unknown[]> = {
-  '/apis/gateway.networking.k8s.io/v1/gatewayclasses': [
-    {
-      apiVersion: G,
-      kind: 'GatewayClass',
-      metadata: meta('sb', 1, undefined),
-      spec: { controllerName: DEFAULT_CONTROLLER_NAME },
-    },
-  ],
+  '/apis/gateway.networking.k8s.io/v1/gatewayclasses': [gatewayClassItem(meta('sb', 1, undefined))],
   '/apis/gateway.networking.k8s.io/v1/gateways': [
     {
       apiVersion: G,

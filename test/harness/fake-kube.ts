@@ -9,8 +9,30 @@ import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_CONTROLLER_NAME } from '../../src/provider/pipeline.js';
 
 export const G = 'gateway.networking.k8s.io/v1';
+
+/** The metadata of a listed object (no namespace: cluster-scoped). */
+export const objectMeta = (
+  name: string,
+  o: { generation: number; resourceVersion: string; namespace?: string },
+) => ({
+  ...(o.namespace ? { namespace: o.namespace } : {}),
+  name,
+  uid: `uid-${name}`,
+  resourceVersion: o.resourceVersion,
+  generation: o.generation,
+  creationTimestamp: '2026-01-01T00:00:00Z',
+});
+
+/** A GatewayClass of signalbox's default controller name, as listed. */
+export const gatewayClassItem = (metadata: unknown) => ({
+  apiVersion: G,
+  kind: 'GatewayClass',
+  metadata,
+  spec: { controllerName: DEFAULT_CONTROLLER_NAME },
+});
 
 /** The kinds of the core and discovery lists, by path (the others answer `List`). */
 const LIST_KIND: Record<string, string> = {

@@ -17,31 +17,18 @@ import { DEFAULT_CONTROLLER_NAME } from '../../src/provider/pipeline.js';
 import { SnapshotCache } from '../../src/xds/cache/cache.js';
 import { protoRegistry } from '../../src/xds/proto.js';
 import { TypeUrl } from '../../src/xds/resource.js';
-import { G, startFakeKube } from '../harness/fake-kube.js';
+import { G, gatewayClassItem, objectMeta, startFakeKube } from '../harness/fake-kube.js';
 import type { FakeKube } from '../harness/fake-kube.js';
 
 const certs = join(dirname(fileURLToPath(import.meta.url)), '../gatewayapi/testdata/certs');
 const b64 = (f: string) => readFileSync(join(certs, f)).toString('base64');
 
-const meta = (name: string, rv: number, ns: string | undefined = 'default') => ({
-  ...(ns ? { namespace: ns } : {}),
-  name,
-  uid: `uid-${name}`,
-  resourceVersion: String(rv),
-  generation: 1,
-  creationTimestamp: '2026-01-01T00:00:00Z',
-});
+const meta = (name: string, rv: number, ns: string | undefined = 'default') =>
+  objectMeta(name, { generation: 1, resourceVersion: String(rv), namespace: ns });
 
 /** List path → items (every kind the provider lists; the others are empty). */
 const ITEMS: Record<string, unknown[]> = {
-  '/apis/gateway.networking.k8s.io/v1/gatewayclasses': [
-    {
-      apiVersion: G,
-      kind: 'GatewayClass',
-      metadata: meta('sb', 1, undefined),
-      spec: { controllerName: DEFAULT_CONTROLLER_NAME },
-    },
-  ],
+  '/apis/gateway.networking.k8s.io/v1/gatewayclasses': [gatewayClassItem(meta('sb', 1, undefined))],
   '/apis/gateway.networking.k8s.io/v1/gateways': [
     {
       apiVersion: G,
