@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 NODE_OPTIONS_JEST := --experimental-vm-modules
 
-.PHONY: all deps protos build tools tools-envoy tools-k8s tools-promtool envoy-fleet k8s-up k8s-down k8s-smoke lint typecheck test test-unit test-e2e bench clean run conformance conformance-tools conformance-smoke
+.PHONY: all deps protos build tools tools-envoy tools-k8s tools-promtool envoy-fleet k8s-up k8s-down k8s-smoke lint typecheck test test-unit test-e2e bench clean run conformance conformance-tools conformance-smoke test-conformance
 
 all: build
 
@@ -61,6 +61,11 @@ conformance-smoke: tools-k8s conformance-tools
 conformance: build tools conformance-tools
 	conformance/run.sh $(ARGS)
 
+# What make test runs of it: the pod runner's checks, then the whole suite (about a minute
+# once the tools are built: the CI subset is all of it), its report under .tools/run/.
+test-conformance: build tools conformance-smoke
+	CONFORMANCE_REPORT=$(CURDIR)/.tools/run/conformance-report.yaml conformance/run.sh
+
 # manifests/envoy-fleet/fleet.yaml from gateway.yaml with `signalbox bootstrap` (a test
 # checks it is up to date); see manifests/README.md
 envoy-fleet: build
@@ -80,7 +85,7 @@ test-e2e: build tools
 	NODE_OPTIONS=$(NODE_OPTIONS_JEST) npx jest --selectProjects e2e --runInBand
 
 # The one command that runs every test (CI runs exactly this).
-test: deps protos tools build lint test-unit test-e2e k8s-smoke
+test: deps protos tools build lint test-unit test-e2e k8s-smoke test-conformance
 
 bench: build tools
 	node dist/bench/fanout.js
