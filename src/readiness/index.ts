@@ -298,7 +298,10 @@ class GroupRunner {
     if (this.closed) return;
     if (this.running) {
       this.pending = true;
-      this.abort?.abort();
+      // a newer desired state supersedes the proof under way only when it changes a route
+      // being proved (or removes it): other changes wait for the next sequence, or a steady
+      // stream of them would abort every proof before it promotes anything
+      if (this.abort && this.supersedes()) this.abort.abort();
       return;
     }
     this.running = true;
@@ -323,6 +326,20 @@ class GroupRunner {
         this.running = false;
       }
     })();
+  }
+
+  /** route → fingerprint of the routes the sequence under way proves (phase 1) */
+  private proving = new Map<string, string>();
+
+  private supersedes(): boolean {
+    const d = this.desired;
+    if (!d || this.proving.size === 0) return true;
+    const byRoute = entriesByRoute(d);
+    for (const [k, fp] of this.proving) {
+      const refs = byRoute.get(k);
+      if (!refs || fingerprint(d, refs) !== fp) return true;
+    }
+    return false;
   }
 
   /**
@@ -503,7 +520,13 @@ class GroupRunner {
     const queue: string[][] = toProve.length > 0 ? [[...toProve]] : [];
     let probes: { route: string; rc: string; req: ProbeRequest }[] = [];
     let a1: Applied = { outcome: 'acked', nodes: [] };
+    this.proving = new Map(toProve.map((k) => [k, fps.get(k)!]));
     this.abort = new AbortController();
+    // superseded: the routes not proved get a whole probe budget in the next sequence
+    const superseded = () => {
+      for (const k of toProve) this.provingSince.delete(k);
+      this.proving.clear();
+    };
     while (queue.length > 0) {
       const part = queue.shift()!;
       const trying = [...accepted, ...part];
@@ -516,7 +539,7 @@ class GroupRunner {
       const p1 = this.withProbes(core1, d, byRoute, trying, fps);
       this.set(p1.snap);
       a1 = await this.waitApplied(p1.snap, this.abort.signal);
-      if (a1.outcome === 'aborted') return; // superseded by a newer desired state
+      if (a1.outcome === 'aborted') return superseded(); // by a newer desired state
       if (a1.outcome === 'nodata') return this.noDataPlane(d, fps, changed, keepFailedOthers);
       if (a1.outcome === 'nacked') {
         if (part.length === 1) nacked.set(part[0], { error: a1.error, nodes: a1.nodes });
@@ -583,7 +606,7 @@ class GroupRunner {
       budget: (k) => this.o.probeTimeoutMs - (Date.now() - (this.provingSince.get(k)?.at ?? now)),
       graceMs: 1000,
     });
-    if (r1.aborted) return;
+    if (r1.aborted) return superseded();
     this.o.m?.phase.observe({ phase: 'add' }, (Date.now() - t0) / 1000);
     const passed = toProve.filter((k) => {
       const ns = r1.byRoute.get(k) ?? [];
@@ -608,8 +631,9 @@ class GroupRunner {
         message: `probe through the data plane failed: ${bad.map((n) => `${n.node}: ${n.probe?.reason ?? '?'} ${n.probe?.detail ?? ''}`.trim()).join('; ')}; the route keeps serving its previous state`,
       });
     }
-    if (this.pending) return; // a newer state: prove that instead (nothing promoted yet)
+    if (this.abort.signal.aborted) return superseded(); // a newer state of a route proved here: prove that instead
     this.abort = undefined;
+    this.proving.clear();
 
     // ---- phase 2: promote (probe routes stay)
     const t2 = Date.now();
