@@ -19,6 +19,7 @@ import { gateway, gatewayClass, httpRoute, service } from './harness/gateway-obj
 import { startReplica } from './harness/signalbox.js';
 import { SignalboxProcess } from './harness/signalbox.js';
 import { yamlOf } from './harness/standalone.js';
+import { startKubeStack } from './harness/kube-stack.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const ENVOY = resolve('.tools/bin/envoy');
@@ -108,7 +109,7 @@ describe('graceful shutdown: Kubernetes mode, the leader, SIGTERM', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-shutdown-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     kubeconfig = join(dir, 'kubeconfig');
   }, 120_000);
 

@@ -43,6 +43,7 @@ import { GATEWAY_API } from '../harness/gateway-objects.js';
 import { writeTokenKubeconfig } from '../harness/kubectl.js';
 import { OPERATOR_METRICS, dashboardMetrics, families, sampleSum } from '../harness/metrics.js';
 import { CLI, SignalboxProcess } from '../harness/signalbox.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -124,7 +125,7 @@ describe('manifests/ and the Envoy fleet on a real API server', () => {
     for (const f of [KUBECTL, PROMTOOL, CLI])
       if (!existsSync(f)) throw new Error(`${f} is missing: run 'make tools build' first`);
     dir = mkdtempSync(join(tmpdir(), 'signalbox-envoy-fleet-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     admin = join(dir, 'kubeconfig');
   });
 

@@ -20,6 +20,7 @@ import { ENVOY_BIN, alive, freePort, requireEnvoy, waitFor } from '../harness/en
 import { GATEWAY_API, gateway, gatewayClass } from '../harness/gateway-objects.js';
 import { kubeShell } from '../harness/kubectl.js';
 import type { Cond } from '../harness/status.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
@@ -69,7 +70,7 @@ describe('local Envoys in Kubernetes mode (real kube-apiserver, real Envoy)', ()
   beforeAll(async () => {
     requireEnvoy();
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-local-envoy-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     kubeconfig = join(dir, 'kubeconfig');
     port = await freePort(ADDR_A);
     app = await startApp({

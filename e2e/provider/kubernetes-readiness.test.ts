@@ -34,6 +34,7 @@ import { GATEWAY_API, gateway, gatewayClass } from '../harness/gateway-objects.j
 import { kubeShell } from '../harness/kubectl.js';
 import { readyOf } from '../harness/status.js';
 import type { Cond } from '../harness/status.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 const BACKEND_IP = '198.51.100.6';
 
@@ -89,7 +90,7 @@ describe('proved readiness in Kubernetes mode (real kube-apiserver, real Envoy)'
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-readiness-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     kubeconfig = join(dir, 'kubeconfig');
     backend = startNetnsBackends('sbr', 4, [
       [8080, 'one'],

@@ -26,6 +26,7 @@ import type { NetnsBackend } from '../harness/netns-backend.js';
 import { Envoy, freePort, sleep, waitFor } from '../harness/envoy.js';
 import { startLoad } from '../harness/load.js';
 import { gateway, gatewayClass } from '../harness/gateway-objects.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const execAsync = promisify(execFile);
@@ -102,10 +103,7 @@ describe('Kubernetes provider on a real kube-apiserver', () => {
     // the API server's port outside the ephemeral range (32768-60999 here): the load's
     // client sockets could otherwise take it while the API server is down for a restart
     const apiserverPort = await portBelow(32768);
-    execFileSync('e2e/k8s/start.sh', [dir], {
-      stdio: 'ignore',
-      env: { ...process.env, APISERVER_PORT: String(apiserverPort) },
-    });
+    startKubeStack(dir, { ...process.env, APISERVER_PORT: String(apiserverPort) });
     kubeconfig = join(dir, 'kubeconfig');
     backend = startNetnsBackends('sbk', 0, [
       [8080, 'k8s'],

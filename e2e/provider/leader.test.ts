@@ -15,6 +15,7 @@ import { Envoy, freePort, waitFor } from '../harness/envoy.js';
 import { gateway, gatewayClass } from '../harness/gateway-objects.js';
 import { startReplica as startReplicaProcess } from '../harness/signalbox.js';
 import type { Replica } from '../harness/signalbox.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 const G = 'gateway.networking.k8s.io/v1';
 const KUBECTL = resolve('.tools/bin/kubectl');
@@ -67,7 +68,7 @@ describe('two replicas, one leader', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-leader-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     kubeconfig = join(dir, 'kubeconfig');
     gwPort = await freePort();
     apply(

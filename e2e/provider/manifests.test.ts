@@ -17,6 +17,7 @@ import type { App } from '../../src/app.js';
 import { GATEWAY_API, gateway } from '../harness/gateway-objects.js';
 import { freePort, waitFor } from '../harness/envoy.js';
 import { writeTokenKubeconfig } from '../harness/kubectl.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const SA = 'system:serviceaccount:signalbox-system:signalbox';
@@ -51,7 +52,7 @@ describe('manifests/ on a real API server with RBAC', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-manifests-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     admin = join(dir, 'kubeconfig');
   });
 

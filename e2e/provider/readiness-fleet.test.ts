@@ -27,6 +27,7 @@ import { startReplica as startReplicaProcess } from '../harness/signalbox.js';
 import type { Replica } from '../harness/signalbox.js';
 import { readyOf } from '../harness/status.js';
 import type { Cond } from '../harness/status.js';
+import { startKubeStack } from '../harness/kube-stack.js';
 
 const KUBECTL = resolve('.tools/bin/kubectl');
 const BACKEND_IP = '198.51.100.10';
@@ -84,7 +85,7 @@ describe('readiness over the fleet: two replicas, the Envoy on the follower', ()
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'signalbox-k8s-fleet-'));
-    execFileSync('e2e/k8s/start.sh', [dir], { stdio: 'ignore' });
+    startKubeStack(dir);
     kubeconfig = join(dir, 'kubeconfig');
     backend = startNetnsBackends('sbf', 8, [
       [BACKEND_PORT, 'one'],
