@@ -95,9 +95,11 @@ k8s_spawn() {
   echo "$pid" >"$dir/$name.pid"
   # Until the fork has exec'd setsid and setsid the server, /proc/PID shows bash or setsid:
   # wait for the exec so that k8s_pid_alive's check of argv[0] holds (up to 10 s on a busy box).
+  # (cmdline reads empty for a moment while a process execs: that is no reason to stop
+  # waiting; only the process being gone is)
   for _ in $(seq 1 200); do
-    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)" || break
-    [ -n "$argv0" ] || break
+    [ -d "/proc/$pid" ] || break
+    argv0="$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -n 1)" || true
     [ "${argv0##*/}" = "$name" ] && break
     sleep 0.05
   done
