@@ -47,7 +47,8 @@ import type { DeltaDiscoveryResponseOut, DiscoveryResponseOut } from '../src/xds
 import { protoRegistry } from '../src/xds/proto.js';
 import { TypeUrl, protoName } from '../src/xds/resource.js';
 import { freePort, sleep } from '../e2e/harness/envoy.js';
-import { GATEWAY_API, gateway, gatewayClass } from '../e2e/harness/gateway-objects.js';
+import { GATEWAY_API } from '../e2e/harness/gateway-objects.js';
+import { GROUP_API, createGatewayClassAndGateway } from './kube-objects.js';
 import { AdsStream, makeClients } from './ads-client.js';
 import type { Mode } from './ads-client.js';
 import { pct, procUsage, waitPort } from './proc.js';
@@ -55,7 +56,6 @@ import { pct, procUsage, waitPort } from './proc.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..', '..');
 const CLI = join(repo, 'dist', 'src', 'cli.js');
-const GROUP_API = 'gateway.networking.k8s.io';
 const NS = 'default';
 const GW = 'gw';
 const GROUP = `${NS}/${GW}`;
@@ -495,19 +495,7 @@ async function main(): Promise<void> {
 
   // objects: GatewayClass, Gateway, Service + EndpointSlice, baseline routes
   t = now();
-  await custom.createClusterCustomObject({
-    group: GROUP_API,
-    version: 'v1',
-    plural: 'gatewayclasses',
-    body: gatewayClass(),
-  });
-  await custom.createNamespacedCustomObject({
-    group: GROUP_API,
-    version: 'v1',
-    namespace: NS,
-    plural: 'gateways',
-    body: gateway([{ name: 'http', protocol: 'HTTP', port: 18080 }], { name: GW }),
-  });
+  await createGatewayClassAndGateway(custom, { namespace: NS, name: GW, port: 18080 });
   await core.createNamespacedService({
     namespace: NS,
     body: {

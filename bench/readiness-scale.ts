@@ -84,6 +84,7 @@ import { DEFAULT_CONTROLLER } from '../src/gatewayapi/index.js';
 import { PooledKubeConfig } from '../src/provider/kubernetes/kubeconfig.js';
 import { Envoy, freePort, sleep } from '../e2e/harness/envoy.js';
 import { GATEWAY_API, gateway, gatewayClass } from '../e2e/harness/gateway-objects.js';
+import { GROUP_API, createGatewayClassAndGateway } from './kube-objects.js';
 import { pct, procUsage, waitPort } from './proc.js';
 
 // ---------------------------------------------------------------- IPC with the backends process
@@ -105,7 +106,6 @@ const repo = resolve(here, '..', '..');
 /** the signalbox measured: a copy of dist/src made at the start (see snapshotCli) */
 let CLI = join(repo, 'dist', 'src', 'cli.js');
 const BACKENDS_JS = join(here, 'readiness-scale-backends.js');
-const GROUP_API = 'gateway.networking.k8s.io';
 const NS = 'default';
 const GW = 'gw';
 const GROUP = `${NS}/${GW}`;
@@ -791,19 +791,7 @@ async function kubernetesDriver(
     if (now() - t > 60_000) throw new Error('signalbox did not take the Lease within 60 s');
     await sleep(100);
   }
-  await custom.createClusterCustomObject({
-    group: GROUP_API,
-    version: 'v1',
-    plural: 'gatewayclasses',
-    body: gatewayClass(),
-  });
-  await custom.createNamespacedCustomObject({
-    group: GROUP_API,
-    version: 'v1',
-    namespace: NS,
-    plural: 'gateways',
-    body: gateway([{ name: 'http', protocol: 'HTTP', port: gwPort }], { name: GW }),
-  });
+  await createGatewayClassAndGateway(custom, { namespace: NS, name: GW, port: gwPort });
   const createSvc = async (svc: string) => {
     const [s, e] = serviceObjs(svc, backends.host, backends.ports.get(svc) ?? 0);
     await core.createNamespacedService({ namespace: NS, body: s as V1Service });
