@@ -47,7 +47,7 @@ import type { DeltaDiscoveryResponseOut, DiscoveryResponseOut } from '../src/xds
 import { protoRegistry } from '../src/xds/proto.js';
 import { TypeUrl, protoName } from '../src/xds/resource.js';
 import { freePort, sleep } from '../e2e/harness/envoy.js';
-import { GATEWAY_API } from '../e2e/harness/gateway-objects.js';
+import { httpRoute } from '../e2e/harness/gateway-objects.js';
 import { GROUP_API, createGatewayClassAndGateway } from './kube-objects.js';
 import { AdsStream, makeClients } from './ads-client.js';
 import type { Mode } from './ads-client.js';
@@ -126,20 +126,7 @@ async function until(what: string, fn: () => boolean, timeoutMs: number, everyMs
 }
 
 function route(name: string, path: string): Record<string, unknown> {
-  return {
-    apiVersion: GATEWAY_API,
-    kind: 'HTTPRoute',
-    metadata: { name, namespace: NS },
-    spec: {
-      parentRefs: [{ name: GW }],
-      rules: [
-        {
-          matches: [{ path: { type: 'PathPrefix', value: path } }],
-          backendRefs: [{ name: 'web', port: 80 }],
-        },
-      ],
-    },
-  };
+  return { ...httpRoute(name, path, 'web', GW), metadata: { name, namespace: NS } };
 }
 
 /** Run fn over items with at most n in flight. */

@@ -83,7 +83,7 @@ import { stringify } from 'yaml';
 import { DEFAULT_CONTROLLER } from '../src/gatewayapi/index.js';
 import { PooledKubeConfig } from '../src/provider/kubernetes/kubeconfig.js';
 import { Envoy, freePort, sleep } from '../e2e/harness/envoy.js';
-import { GATEWAY_API, gateway, gatewayClass } from '../e2e/harness/gateway-objects.js';
+import { gateway, gatewayClass, httpRoute } from '../e2e/harness/gateway-objects.js';
 import { GROUP_API, createGatewayClassAndGateway } from './kube-objects.js';
 import { pct, procUsage, waitPort } from './proc.js';
 
@@ -223,21 +223,9 @@ function serviceObjs(name: string, ip: string, port: number): Record<string, unk
 }
 
 function routeObj(name: string, svc: string): Record<string, unknown> {
-  return {
-    apiVersion: GATEWAY_API,
-    kind: 'HTTPRoute',
-    metadata: { name, namespace: NS },
-    spec: {
-      parentRefs: [{ name: GW }],
-      hostnames: [hostOf(name)],
-      rules: [
-        {
-          matches: [{ path: { type: 'PathPrefix', value: `/${name}` } }],
-          backendRefs: [{ name: svc, port: 80 }],
-        },
-      ],
-    },
-  };
+  // the harness's one-rule route (PathPrefix /<name> → svc:80 on Gateway GW), with its own host
+  const r = httpRoute(name, `/${name}`, svc, GW) as { spec: Record<string, unknown> };
+  return { ...r, metadata: { name, namespace: NS }, spec: { ...r.spec, hostnames: [hostOf(name)] } };
 }
 
 // ---------------------------------------------------------------- backends (child process)
