@@ -129,6 +129,8 @@ const { values: args } = parseArgs({
     'sb-node-args': { type: 'string', default: '' },
     cli: { type: 'string', default: '' },
     'sb-log': { type: 'string', default: '' },
+    /** the Envoy speaks incremental xDS (DELTA_GRPC) instead of state of the world */
+    delta: { type: 'boolean', default: false },
   },
 });
 const R = Number(args.routes);
@@ -963,7 +965,7 @@ async function runOne(provider: Provider, mode: Mode): Promise<RunResult> {
   try {
     const updNames = Array.from({ length: U_SMALL + U }, (_, j) => `${rname(0)}-u${j + 1}`);
     await drv.backends.add([...Array.from({ length: R }, (_, i) => rname(i)), ...updNames]);
-    envoy = await Envoy.start({ nodeId: 'envoy-1', group: GROUP, xdsPort: drv.xdsPort });
+    envoy = await Envoy.start({ nodeId: 'envoy-1', group: GROUP, xdsPort: drv.xdsPort, delta: args.delta });
     const e = envoy;
     cleanups.push(() => {
       if (!e.exited) e.proc.kill('SIGKILL');
@@ -1356,7 +1358,7 @@ function report(results: RunResult[]): void {
 async function main(): Promise<void> {
   const t0 = now();
   console.log(
-    `readiness-scale: providers ${PROVIDERS.join(',')}, modes ${MODES.join(',')}, ${R} routes ${INTERVAL_MS} ms apart, ` +
+    `readiness-scale: providers ${PROVIDERS.join(',')}, xDS ${args.delta ? 'delta' : 'state of the world'}, modes ${MODES.join(',')}, ${R} routes ${INTERVAL_MS} ms apart, ` +
       `${U} updates (+${U_SMALL} at ${SMALL} routes), load ${WORKERS}×${RATE} req/s; load average ${la()} on ${cpus().length} cores`,
   );
   if (args.cli) {

@@ -400,7 +400,7 @@ describe('rapid successive edits', () => {
     const whileProving: boolean[] = [];
     for (let i = 1; i <= 5; i++) {
       // each edit is its own generation: the next is written once the folder's reload saw this
-      // one (100 ms debounce), not once it is proved
+      // one (the folder debounce), not once it is proved
       if (i > 1) whileProving.push(state()?.reason === 'Proving');
       const was = web()!.generation;
       replaceFile(dir, 'web.yaml', yamlOf(httpRoute('web', '/', `svc-${i}`)));

@@ -13,16 +13,24 @@ export class DirWatcher {
   /** when the first event since the last takeFirstEvent() came (ms), 0: none */
   private firstEventAt = 0;
 
+  /**
+   * `debounceMs`: how long the folder must be quiet after an event; `maxDelayMs`: the longest
+   * a steady stream of events postpones the reload (as the Kubernetes provider batches its
+   * watch events).
+   */
   constructor(
     private readonly onChange: () => void,
-    private readonly debounceMs = 100,
+    private readonly debounceMs = 30,
+    private readonly maxDelayMs = 300,
   ) {}
 
-  /** Run onChange once, debounceMs after the last event. */
+  /** Run onChange once the folder was quiet for debounceMs (at most maxDelayMs after the first event). */
   schedule = (): void => {
-    this.firstEventAt ||= Date.now();
+    const now = Date.now();
+    this.firstEventAt ||= now;
     clearTimeout(this.timer);
-    this.timer = setTimeout(this.onChange, this.debounceMs);
+    const wait = Math.max(0, Math.min(this.debounceMs, this.firstEventAt + this.maxDelayMs - now));
+    this.timer = setTimeout(this.onChange, wait);
   };
 
   /** When the first event since the last call came (ms), if any came. */

@@ -400,8 +400,9 @@ class GroupRunner {
     }
     if (prev && prev.ready === next.ready && prev.reason === next.reason) next.since = prev.since;
     else next.since = rfc3339();
-    this.states.set(k, next);
+    // an unchanged state stays the same object (decorate() reuses its output by identity)
     if (JSON.stringify(prev) !== JSON.stringify(next)) {
+      this.states.set(k, next);
       if (!prev || prev.reason !== next.reason || prev.phase !== next.phase)
         this.o.log.info(
           {
@@ -507,7 +508,9 @@ class GroupRunner {
     // a route none of whose entries can be probed (no usable upstream, no Host Envoy would
     // route to it) is promoted unproved, like a redirect
     {
-      const probed = new Set(this.withProbes(d, d, byRoute, toProve, fps).probes.map((p) => p.route));
+      const probed = new Set(
+        this.withProbes(d, d, byRoute, toProve, fps, { probesOnly: true }).probes.map((p) => p.route),
+      );
       for (const k of toProve.filter((x) => !probed.has(x))) {
         toProve.splice(toProve.indexOf(k), 1);
         noBackend.push(k);
@@ -831,6 +834,7 @@ class GroupRunner {
     byRoute: Map<string, EntryRef[]>,
     routes: string[],
     fps: Map<string, string>,
+    opts: { probesOnly?: boolean } = {},
   ): { snap: Snapshot; probes: { route: string; rc: string; req: ProbeRequest }[] } {
     if (routes.length === 0) return { snap: core, probes: [] };
     const perRc = new Map<string, { name: string; hash: string; route: string }[]>();
@@ -865,20 +869,27 @@ class GroupRunner {
         entries.map(({ name, hash }) => ({ name, hash })),
         from,
       );
-      for (const vh of (out.json.virtual_hosts as JsonObject[] | undefined) ?? [])
-        for (const r of (vh.routes as JsonObject[] | undefined) ?? []) {
+      const routeOf = new Map(entries.map((e) => [e.name, e.route]));
+      for (const req of out.probes) probes.push({ route: routeOf.get(req.routeEntry) ?? '', rc, req });
+      // which probes there are is all that is asked: no snapshot
+      if (opts.probesOnly) continue;
+      // (the output's virtual hosts are its own objects; their routes may be shared with the input)
+      for (const vh of (out.json.virtual_hosts as JsonObject[] | undefined) ?? []) {
+        const rs = (vh.routes as JsonObject[] | undefined) ?? [];
+        if (!rs.some((r) => isProbeRoute(r))) continue;
+        vh.routes = rs.map((r) => {
           const action = r.route as JsonObject | undefined;
           const c = action?.cluster;
-          if (!isProbeRoute(r) || typeof c !== 'string' || !differs(c)) continue;
+          if (!isProbeRoute(r) || typeof c !== 'string' || !differs(c)) return r;
           const hash = fps.get(routeKeyOf(String(r.name).replace(/\/probe\/.*$/, '')) ?? '') ?? 'x';
           const clone = `${c}/probe/${hash}`;
           if (!clones.has(clone)) clones.set(clone, cloneCluster(this.o.registry, desired, c, clone));
-          action!.cluster = clone;
-        }
+          return { ...r, route: { ...action, cluster: clone } };
+        });
+      }
       replaced.push(makeResource(this.o.registry, TypeUrl.Route, out.json));
-      const routeOf = new Map(entries.map((e) => [e.name, e.route]));
-      for (const req of out.probes) probes.push({ route: routeOf.get(req.routeEntry) ?? '', rc, req });
     }
+    if (opts.probesOnly) return { snap: core, probes };
     const extra = [...clones.values()].flat();
     const from = extra.length > 0 ? new Snapshot([...allResources(desired), ...extra]) : desired;
     return { snap: withRoutes(core, replaced, from), probes };
@@ -1036,6 +1047,14 @@ export interface ReadinessReport {
   envoys: Record<string, number>;
 }
 
+interface Decorated {
+  input: ObjectStatus;
+  states: (RouteReadiness | undefined)[];
+  output: ObjectStatus;
+  /** the Ready verdict per parent of ours, for the Gateways' summary */
+  ready: { group: string; ready: boolean }[];
+}
+
 export class Readiness extends EventEmitter<{ changed: [] }> {
   private readonly groups = new Map<string, GroupRunner>();
   /** set in Kubernetes mode with several replicas (see FleetView) */
@@ -1045,6 +1064,8 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
     m?: ReadinessMetrics;
   };
   private scheduled = false;
+  /** decorate()'s last output per route, reused while its inputs are the same objects */
+  private decorated = new Map<string, Decorated>();
 
   constructor(o: ReadinessOptions) {
     super();
@@ -1136,6 +1157,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
    */
   decorate(statuses: ObjectStatus[]): ObjectStatus[] {
     const perGroup = new Map<string, { ready: number; total: number }>();
+    const memo = new Map<string, Decorated>();
     const out = statuses.map((st) => {
       if (st.kind !== 'HTTPRoute' && st.kind !== 'GRPCRoute') return st;
       const parents = st.status.parents as
@@ -1147,50 +1169,75 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
         | undefined;
       if (!Array.isArray(parents)) return st;
       const k = routeKey(st.kind, st.namespace ?? '', st.name);
-      const next = parents.map((p) => {
-        if (p.controllerName !== this.o.controllerName) return p;
-        const accepted = p.conditions.find((c) => c.type === 'Accepted');
-        if (accepted?.status !== 'True') return p;
-        const refs = p.conditions.find((c) => c.type === 'ResolvedRefs');
-        const group = `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
-        const r = this.fleetState(k, group);
-        const gen = accepted.observedGeneration;
-        const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
-        sum.total++;
-        // a backend that cannot be resolved answers 500 whatever Envoy holds: never Ready
-        const cond: Condition =
-          refs?.status === 'False'
-            ? {
-                type: 'Ready',
-                status: 'False',
-                reason: refs.reason,
-                message: `not every backend resolves: ${refs.message}`.slice(0, 32_000),
-                observedGeneration: gen,
-                lastTransitionTime: refs.lastTransitionTime,
-              }
-            : r
+      const ours = (p: (typeof parents)[number]) =>
+        p.controllerName === this.o.controllerName &&
+        p.conditions.find((c) => c.type === 'Accepted')?.status === 'True';
+      const groupOf = (p: (typeof parents)[number]) =>
+        `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
+      const states = parents.map((p) => (ours(p) ? this.fleetState(k, groupOf(p)) : undefined));
+      // the same status and the same readiness states as last time: the same decorated status
+      // (callers compare it by identity; the fleet's states are new objects every time)
+      const last = this.decorated.get(`${st.kind}/${st.namespace ?? ''}/${st.name}`);
+      const hit =
+        last !== undefined &&
+        last.input === st &&
+        last.states.length === states.length &&
+        last.states.every((x, i) => x === states[i]);
+      const d: Decorated = hit ? last : { input: st, states, output: st, ready: [] };
+      if (!hit) {
+        const next = parents.map((p, i) => {
+          if (!ours(p)) return p;
+          const accepted = p.conditions.find((c) => c.type === 'Accepted')!;
+          const refs = p.conditions.find((c) => c.type === 'ResolvedRefs');
+          const group = groupOf(p);
+          const r = states[i];
+          const gen = accepted.observedGeneration;
+          // a backend that cannot be resolved answers 500 whatever Envoy holds: never Ready
+          const cond: Condition =
+            refs?.status === 'False'
               ? {
                   type: 'Ready',
-                  status: r.ready && r.generation >= gen ? 'True' : 'False',
-                  reason: r.generation >= gen ? r.reason : 'Proving',
-                  message: (r.generation >= gen ? r.message : 'proving the new generation').slice(0, 32_000),
-                  observedGeneration: gen,
-                  lastTransitionTime: r.since,
-                }
-              : {
-                  type: 'Ready',
                   status: 'False',
-                  reason: 'Proving',
-                  message: 'waiting for the data plane',
+                  reason: refs.reason,
+                  message: `not every backend resolves: ${refs.message}`.slice(0, 32_000),
                   observedGeneration: gen,
-                  lastTransitionTime: accepted.lastTransitionTime,
-                };
-        if (cond.status === 'True') sum.ready++;
+                  lastTransitionTime: refs.lastTransitionTime,
+                }
+              : r
+                ? {
+                    type: 'Ready',
+                    status: r.ready && r.generation >= gen ? 'True' : 'False',
+                    reason: r.generation >= gen ? r.reason : 'Proving',
+                    message: (r.generation >= gen ? r.message : 'proving the new generation').slice(
+                      0,
+                      32_000,
+                    ),
+                    observedGeneration: gen,
+                    lastTransitionTime: r.since,
+                  }
+                : {
+                    type: 'Ready',
+                    status: 'False',
+                    reason: 'Proving',
+                    message: 'waiting for the data plane',
+                    observedGeneration: gen,
+                    lastTransitionTime: accepted.lastTransitionTime,
+                  };
+          d.ready.push({ group, ready: cond.status === 'True' });
+          return { ...p, conditions: [...p.conditions.filter((c) => c.type !== 'Ready'), cond] };
+        });
+        d.output = { ...st, status: { ...st.status, parents: next } };
+      }
+      memo.set(`${st.kind}/${st.namespace ?? ''}/${st.name}`, d);
+      for (const { group, ready } of d.ready) {
+        const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
+        sum.total++;
+        if (ready) sum.ready++;
         perGroup.set(group, sum);
-        return { ...p, conditions: [...p.conditions.filter((c) => c.type !== 'Ready'), cond] };
-      });
-      return { ...st, status: { ...st.status, parents: next } };
+      }
+      return d.output;
     });
+    this.decorated = memo;
     return out.map((st) => {
       if (st.kind !== 'Gateway') return st;
       const group = `${st.namespace ?? ''}/${st.name}`;

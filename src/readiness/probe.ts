@@ -157,8 +157,11 @@ export function withProbeRoutes(
       throw new Error(`entry ${e.name} named twice with different hashes`);
     hashes.set(e.name, e.hash);
   }
-  const src = clone(from ?? rc);
-  const out = clone(rc);
+  // read-only: the probe routes are deep copies of its entries
+  const src = from ?? rc;
+  // a copy down to the virtual hosts (their route lists are replaced, never changed in place);
+  // the rest is shared with `rc`, as read-only as `rc` itself
+  const out: JsonObject = { ...rc, virtual_hosts: vhostsOf(rc).map((vh) => ({ ...vh })) };
   // existing probe routes of the named entries go (a second application replaces them); a
   // virtual host that only held such probe routes goes with them
   const ofNamed = (r: JsonObject) => {

@@ -11,7 +11,9 @@
  * The writer remembers what it wrote: the object's resourceVersion before and after. The
  * informer's copy lags behind our own write by one watch event, so a translation in
  * between sees the old status; what it computes is not written again when it equals what
- * we just wrote (no second write, no 409). And the watch event of our own write (the
+ * we just wrote (no second write, no 409), and a different status computed from it is
+ * written with the resourceVersion our write returned as its precondition (the copy and
+ * that object differ only by our status; a 409 still stops it if anyone else wrote). And the watch event of our own write (the
  * resourceVersion the patch returned) is recognised by `ownWrite`, so the provider need not
  * translate again for it.
  */
@@ -86,6 +88,15 @@ interface Written {
   before?: string;
   after?: string;
   status: string;
+  /**
+   * The resourceVersions the object went through by our own writes alone: the one the
+   * first of them was computed from and every one they returned. An informer copy at one of
+   * them differs from the object at `after` only by statuses we wrote, so a status
+   * translated from it is written with `after` as its precondition (a Gateway's status
+   * changes with every route: written from the lagging copy's resourceVersion, most writes
+   * were 409s).
+   */
+  chain: Set<string>;
 }
 
 const FIRST = new Set(['GatewayClass', 'Gateway']);
@@ -178,19 +189,20 @@ export class StatusWriter {
       // our own write of this status is on its way to the informer (the copy we translated
       // from predates it, so lastTransitionTime may have been computed afresh: ignore it)
       const w = this.written.get(k);
-      if (
-        w &&
-        md.resourceVersion &&
-        w.before === md.resourceVersion &&
-        w.status === withoutTimes(st.status)
-      ) {
+      // the informer's copy is one our own writes alone came after
+      const behind =
+        w !== undefined &&
+        w.after !== undefined &&
+        md.resourceVersion !== undefined &&
+        w.chain.has(md.resourceVersion);
+      if (behind && md.resourceVersion !== w.after && w.status === withoutTimes(st.status)) {
         q.delete(k);
         this.inFlightSkips++;
         continue;
       }
       // rule 19: the object's status already describes a newer generation than the one we translated
       if (maxObserved(obj.status) > gen) continue;
-      q.set(k, { st, tries: q.get(k)?.tries ?? 0, rv: md.resourceVersion });
+      q.set(k, { st, tries: q.get(k)?.tries ?? 0, rv: behind ? w.after : md.resourceVersion });
     }
     if (!this.closed) void this.drain();
   }
@@ -244,7 +256,15 @@ export class StatusWriter {
         this.writing = k;
         try {
           const after = await this.patch(e.st, e.rv);
-          this.written.set(k, { before: e.rv, after, status: withoutTimes(e.st.status) });
+          const prev = this.written.get(k);
+          const chain =
+            prev && e.rv !== undefined && prev.after === e.rv
+              ? prev.chain
+              : new Set<string>(e.rv ? [e.rv] : []);
+          if (after) chain.add(after);
+          // the oldest go: an informer copy that far behind is a 409 we can afford
+          while (chain.size > 64) chain.delete(chain.values().next().value!);
+          this.written.set(k, { before: e.rv, after, status: withoutTimes(e.st.status), chain });
           this.settle(after);
           this.writes++;
           this.log.info({ object: k, resourceVersion: after }, 'status written');

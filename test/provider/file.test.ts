@@ -187,6 +187,20 @@ test('generation: 1 on create, +1 per spec change, unchanged by metadata-only ed
   expect(entry('HTTPRoute', 'web')!.generation).toBe(2);
 });
 
+test('a file rewritten in place at once with the same size (same inode, same coarse file times) is read again', () => {
+  // file times tick in jiffies: two writes within one tick leave size and times alike
+  provider.reload();
+  expect(clusters()).toEqual(['default/svc-a/80']);
+  const text = yamlOf(route('svc-b'));
+  expect(text.length).toBe(yamlOf(route('svc-a')).length);
+  writeFileSync(join(dir, 'route.yaml'), text);
+  provider.reload();
+  expect(clusters()).toEqual(['default/svc-b/80']);
+  writeFileSync(join(dir, 'route.yaml'), yamlOf(route('svc-a')));
+  provider.reload();
+  expect(clusters()).toEqual(['default/svc-a/80']);
+});
+
 test('status is what would be written: ours only for our GatewayClass, Gateway Programmed with attachedRoutes', () => {
   const gw = entry('Gateway', 'gw')!.status as Any;
   expect(gw.conditions.find((c: { type: string }) => c.type === 'Programmed')).toMatchObject({

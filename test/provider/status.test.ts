@@ -228,15 +228,32 @@ test('our own write is not repeated from an informer copy that predates it, and 
   await new Promise((r) => setTimeout(r, 100));
   expect(reqs.length).toBe(1);
   expect(w.inFlightSkips).toBe(1);
-  // a different status from the same old copy is written (and the API server judges the precondition)
+  // a different status from the same old copy is written on top of our own write: the copy
+  // differs from the object at 101 only by the status we wrote there
   const other = ours(2);
   (other.status.conditions as Record<string, unknown>[])[0].reason = 'Other';
   w.enqueue([other], before);
   await until('second write', () => w.writes === 2);
-  expect(reqs[1].body).toMatchObject({ metadata: { resourceVersion: '7' } });
+  expect(reqs[1].body).toMatchObject({ metadata: { resourceVersion: '101' } });
+  // the informer caught up with the first write only: still our chain, on top of the second
+  const third = ours(2);
+  (third.status.conditions as Record<string, unknown>[])[0].reason = 'Third';
+  const at101 = current(2, other.status);
+  (at101.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '101';
+  w.enqueue([third], at101);
+  await until('third write', () => w.writes === 3);
+  expect(reqs[2].body).toMatchObject({ metadata: { resourceVersion: '102' } });
+  // someone else wrote the object (a resourceVersion not of our writes): its own is the precondition
+  const fourth = ours(2);
+  (fourth.status.conditions as Record<string, unknown>[])[0].reason = 'Fourth';
+  const theirs = current(2, third.status);
+  (theirs.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '555';
+  w.enqueue([fourth], theirs);
+  await until('fourth write', () => w.writes === 4);
+  expect(reqs[3].body).toMatchObject({ metadata: { resourceVersion: '555' } });
   // once deleted, the object's history is forgotten
   w.forget('Gateway/default/gw');
-  expect(w.ownWrite('Gateway/default/gw', '102')).toBe(false);
+  expect(w.ownWrite('Gateway/default/gw', '104')).toBe(false);
   w.close();
 });
 

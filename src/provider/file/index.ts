@@ -56,6 +56,8 @@ export interface StatusEntry {
 }
 
 interface FileState {
+  /** inode, size, mtime and ctime (ns) when it was read ('' when changed within the last second): an unchanged stamp is not read again */
+  stamp: string;
   text: string;
   /** the last objects of this file that were admitted, by key */
   objects: Map<string, J>;
@@ -64,6 +66,8 @@ interface FileState {
 
 interface ObjState {
   file: string;
+  /** the admitted object it was made from (a file not read again hands the same one) */
+  src: J;
   /** JSON of the admitted object without metadata (its spec, for generation) */
   spec: string;
   /** JSON of its metadata as written in the file */
@@ -71,6 +75,10 @@ interface ObjState {
   generation: number;
   obj: J;
   status: Record<string, unknown> | null;
+  /** JSON of `status` */
+  statusJson: string;
+  /** the status handed to applyStatuses it was last compared with (the same one again: no change) */
+  statusIn?: Record<string, unknown> | null;
 }
 
 export interface FileProviderOptions {
@@ -105,7 +113,7 @@ export class FileProvider {
   translations = 0;
 
   constructor(private readonly o: FileProviderOptions) {
-    this.watcher = new DirWatcher(() => this.reload(), o.debounceMs ?? 100);
+    this.watcher = new DirWatcher(() => this.reload(), o.debounceMs);
     this.pipeline = new Pipeline({
       cache: o.cache,
       registry: o.registry,
@@ -165,6 +173,7 @@ export class FileProvider {
     const eventAt = this.watcher.takeFirstEvent();
     const dirs: string[] = [];
     const paths: string[] = [];
+    const stamps = new Map<string, string>();
     const walk = (d: string) => {
       dirs.push(d);
       let names: string[];
@@ -178,19 +187,26 @@ export class FileProvider {
         const p = join(d, n);
         let st;
         try {
-          st = statSync(p);
+          st = statSync(p, { bigint: true });
         } catch {
           continue;
         }
         if (st.isDirectory()) walk(p);
-        else if (st.isFile() && /\.(ya?ml|json)$/.test(n)) paths.push(relative(this.o.dir, p));
+        else if (st.isFile() && /\.(ya?ml|json)$/.test(n)) {
+          const f = relative(this.o.dir, p);
+          paths.push(f);
+          // file times tick in jiffies: a file changed within the last second may change
+          // again under the same stamp, so it is read again next time
+          const settled = Date.now() - Number(st.ctimeNs / 1_000_000n) > 1000;
+          stamps.set(f, settled ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : '');
+        }
       }
     };
     walk(this.o.dir);
     paths.sort();
 
-    for (const f of [...this.files.keys()]) if (!paths.includes(f)) this.files.delete(f);
-    for (const f of paths) this.loadFile(f);
+    for (const f of [...this.files.keys()]) if (!stamps.has(f)) this.files.delete(f);
+    for (const f of paths) this.loadFile(f, stamps.get(f)!);
 
     // merge: the first file (in path order) that defines an object wins
     const errs: FileError[] = [];
@@ -230,12 +246,17 @@ export class FileProvider {
       }
     }
     for (const [k, { file, obj }] of current) {
+      const prev = this.objs.get(k);
+      if (prev?.src === obj) {
+        prev.file = file;
+        continue;
+      }
       const { metadata, status: _status, ...rest } = obj;
       const spec = JSON.stringify(rest);
       const meta = JSON.stringify(metadata);
-      const prev = this.objs.get(k);
       if (prev && prev.spec === spec && prev.meta === meta) {
         prev.file = file;
+        prev.src = obj;
         continue;
       }
       changed = true;
@@ -248,24 +269,38 @@ export class FileProvider {
       md.creationTimestamp ??= pmd?.creationTimestamp ?? nowRfc3339();
       const out: J = { ...rest, metadata: md };
       if (prev?.status) out.status = prev.status;
-      this.objs.set(k, { file, spec, meta, generation, obj: out, status: prev?.status ?? null });
+      this.objs.set(k, {
+        file,
+        src: obj,
+        spec,
+        meta,
+        generation,
+        obj: out,
+        status: prev?.status ?? null,
+        statusJson: prev?.statusJson ?? 'null',
+      });
       this.o.log.info({ object: k, generation, file }, prev ? 'object changed' : 'object added');
     }
     if (changed || this.translations === 0) this.translate(eventAt);
     this.watcher.sync(dirs);
   }
 
-  private loadFile(f: string): void {
+  private loadFile(f: string, stamp: string): void {
+    const prev = this.files.get(f);
+    if (stamp !== '' && prev?.stamp === stamp) return;
     let text: string;
     try {
       text = readFileSync(join(this.o.dir, f), 'utf8');
     } catch {
       return; // vanished since listing: the next event reloads
     }
-    const prev = this.files.get(f);
-    if (prev && prev.text === text) return;
+    if (prev && prev.text === text) {
+      prev.stamp = stamp;
+      return;
+    }
     const keep = (error: string): void => {
       this.files.set(f, {
+        stamp,
         text,
         objects: prev?.objects ?? new Map(),
         errors: [{ file: f, error }],
@@ -331,7 +366,7 @@ export class FileProvider {
       }
       objects.set(k, o);
     }
-    this.files.set(f, { text, objects, errors });
+    this.files.set(f, { stamp, text, objects, errors });
   }
 
   /** `eventAt`: the file event that led to it (ms), for signalbox_event_push_latency_seconds */
@@ -352,11 +387,18 @@ export class FileProvider {
       byKey.set(`${s.kind}/${s.namespace ?? ''}/${s.name}`, s);
     for (const [k, st] of this.objs) {
       const kind = String(st.obj.kind);
-      let next: Record<string, unknown> | null = byKey.get(k)?.status ?? null;
+      const given = byKey.get(k)?.status ?? null;
+      // the very status compared last time (readiness decorates unchanged routes to the
+      // same object): nothing to compare
+      if (given !== null && given === st.statusIn) continue;
+      st.statusIn = given;
+      let next = given;
       // a route we no longer serve: our parent entries are removed (others' would stay)
       if (!next && ROUTE_KINDS.has(kind) && st.status) next = { parents: [] };
-      if (JSON.stringify(next) === JSON.stringify(st.status)) continue;
+      const json = JSON.stringify(next);
+      if (json === st.statusJson) continue;
       st.status = next;
+      st.statusJson = json;
       const md = { ...(st.obj.metadata as J), resourceVersion: String(++this.rv) };
       st.obj = { ...st.obj, metadata: md, ...(next ? { status: next } : {}) };
       if (!next) delete st.obj.status;
