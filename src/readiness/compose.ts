@@ -13,6 +13,7 @@ import type { ProtoRegistry } from '../xds/proto.js';
 import { TypeUrl, makeResource } from '../xds/resource.js';
 import type { Resource } from '../xds/resource.js';
 import { Snapshot } from '../xds/cache/snapshot.js';
+import { routeConfigurationFromJson } from '../xds/translate/index.js';
 
 export interface EntryRef {
   /** RouteConfiguration name */
@@ -147,6 +148,7 @@ export function compose(
     for (const vh of desiredVhs) {
       const placed = new Set<string>();
       const out: JsonObject[] = [];
+      let vhTouched = false;
       for (const e of routesOf(vh)) {
         const k = routeKeyOf(e.name);
         const how = k ? keep.get(k) : undefined;
@@ -154,7 +156,7 @@ export function compose(
           out.push(e);
           continue;
         }
-        touched = true;
+        touched = vhTouched = true;
         if (how === 'none' || placed.has(k)) continue;
         placed.add(k);
         for (const r of oldEntries.get(k) ?? [])
@@ -168,12 +170,13 @@ export function compose(
         if (how !== 'old' || placed.has(k)) continue;
         for (const r of oldEntries.get(k) ?? [])
           if (r.rc === rc.name && r.vh === vh.name) {
-            touched = true;
+            touched = vhTouched = true;
             out.push(r.entry);
             for (const c of clustersOf(r.entry)) needClusters.add(c);
           }
       }
-      vhs.push({ ...vh, routes: out });
+      // an untouched virtual host stays the same object (its encoding is reused)
+      vhs.push(vhTouched ? { ...vh, routes: out } : vh);
     }
     // virtual hosts only the old snapshot has (a changed hostname), for kept routes
     const oldRc = old?.get(TypeUrl.Route).get(rc.name);
@@ -201,7 +204,7 @@ export function compose(
         vhs.push({ ...vh, routes: [...kept, ...rest] });
       }
     }
-    routes.push(touched ? makeResource(reg, TypeUrl.Route, { ...rc.json, virtual_hosts: vhs }) : rc);
+    routes.push(touched ? routeConfigurationFromJson(reg, { ...rc.json, virtual_hosts: vhs }) : rc);
   }
   const res: Resource[] = [...routes];
   for (const t of [TypeUrl.Listener, TypeUrl.Secret]) res.push(...desired.get(t).values());

@@ -29,7 +29,8 @@ import type { SnapshotCache } from '../xds/cache/cache.js';
 import type { StreamLedger } from '../xds/cache/ledger.js';
 import { Snapshot } from '../xds/cache/snapshot.js';
 import type { JsonObject, ProtoRegistry } from '../xds/proto.js';
-import { TypeUrl, makeResource } from '../xds/resource.js';
+import { TypeUrl } from '../xds/resource.js';
+import { routeConfigurationFromJson } from '../xds/translate/index.js';
 import type { Resource } from '../xds/resource.js';
 import {
   cloneCluster,
@@ -874,10 +875,12 @@ class GroupRunner {
       // which probes there are is all that is asked: no snapshot
       if (opts.probesOnly) continue;
       // (the output's virtual hosts are its own objects; their routes may be shared with the input)
-      for (const vh of (out.json.virtual_hosts as JsonObject[] | undefined) ?? []) {
+      const vhs = (out.json.virtual_hosts as JsonObject[] | undefined) ?? [];
+      for (const [i, vh] of vhs.entries()) {
         const rs = (vh.routes as JsonObject[] | undefined) ?? [];
         if (!rs.some((r) => isProbeRoute(r))) continue;
-        vh.routes = rs.map((r) => {
+        vhs[i] = { ...vh };
+        vhs[i].routes = rs.map((r) => {
           const action = r.route as JsonObject | undefined;
           const c = action?.cluster;
           if (!isProbeRoute(r) || typeof c !== 'string' || !differs(c)) return r;
@@ -887,7 +890,7 @@ class GroupRunner {
           return { ...r, route: { ...action, cluster: clone } };
         });
       }
-      replaced.push(makeResource(this.o.registry, TypeUrl.Route, out.json));
+      replaced.push(routeConfigurationFromJson(this.o.registry, out.json));
     }
     if (opts.probesOnly) return { snap: core, probes };
     const extra = [...clones.values()].flat();

@@ -159,9 +159,9 @@ export function withProbeRoutes(
   }
   // read-only: the probe routes are deep copies of its entries
   const src = from ?? rc;
-  // a copy down to the virtual hosts (their route lists are replaced, never changed in place);
-  // the rest is shared with `rc`, as read-only as `rc` itself
-  const out: JsonObject = { ...rc, virtual_hosts: vhostsOf(rc).map((vh) => ({ ...vh })) };
+  // a copy of `rc` whose virtual hosts are those of `rc` (shared, never changed: one that gets
+  // probe routes is replaced by a copy) and the ones added for probes
+  const out: JsonObject = { ...rc };
   // existing probe routes of the named entries go (a second application replaces them); a
   // virtual host that only held such probe routes goes with them
   const ofNamed = (r: JsonObject) => {
@@ -208,8 +208,6 @@ export function withProbeRoutes(
     }
   }
 
-  for (const [vh, probeRoutes] of pending) vh.routes = [...probeRoutes, ...routesOf(vh)];
-
   const hostOf = new Map<JsonObject, string | undefined>();
   for (const w of waiting) {
     if (!hostOf.has(w.vh))
@@ -221,6 +219,14 @@ export function withProbeRoutes(
       continue;
     }
     for (const p of w.probes) probes.push({ host, ...p });
+  }
+  // the probe routes go first in their virtual host (a copy of it, in its place)
+  const shared = new Set(vhostsOf(rc));
+  const own = new Set(outVhosts.filter((v) => !shared.has(v)));
+  for (const [vh, probeRoutes] of pending) {
+    const routes = [...probeRoutes, ...routesOf(vh)];
+    if (own.has(vh)) vh.routes = routes;
+    else outVhosts[outVhosts.indexOf(vh)] = { ...vh, routes };
   }
   for (const name of hashes.keys()) if (!found.has(name)) skipped.push({ name, reason: 'not-found' });
   return { json: out, probes, skipped };

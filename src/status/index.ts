@@ -169,7 +169,16 @@ export class StatusWriter {
   /** Forget an object (deleted). */
   forget(key: string): void {
     this.written.delete(key);
+    this.seen.delete(key);
   }
+
+  /**
+   * Per object, the status and informer copy last handed to enqueue: handed the very same
+   * two objects again (readiness re-decorates every status whenever a route's readiness
+   * moves, and decorates unchanged ones to the same object), the outcome is the one decided
+   * then (written or queued, skipped, or held back by rule 19): nothing to compare.
+   */
+  private readonly seen = new Map<string, { st: ObjectStatus; obj: Record<string, unknown> }>();
 
   /** Queue the statuses that differ from the objects' current ones. */
   enqueue(statuses: ObjectStatus[], current: Map<string, Record<string, unknown>>): void {
@@ -178,6 +187,9 @@ export class StatusWriter {
       const k = `${st.kind}/${st.namespace ?? ''}/${st.name}`;
       const obj = current.get(k);
       if (!obj) continue;
+      const last = this.seen.get(k);
+      if (last?.st === st && last.obj === obj) continue;
+      this.seen.set(k, { st, obj });
       const q = this.queue(st.kind);
       const md = obj.metadata as { generation?: number; resourceVersion?: string };
       const gen = md.generation ?? 0;
@@ -202,7 +214,7 @@ export class StatusWriter {
       }
       // rule 19: the object's status already describes a newer generation than the one we translated
       if (maxObserved(obj.status) > gen) continue;
-      q.set(k, { st, tries: q.get(k)?.tries ?? 0, rv: behind ? w.after : md.resourceVersion });
+      q.set(k, { st, tries: q.get(k)?.tries ?? 0, rv: md.resourceVersion });
     }
     if (!this.closed) void this.drain();
   }
@@ -255,16 +267,17 @@ export class StatusWriter {
         q.delete(k);
         this.writing = k;
         try {
-          const after = await this.patch(e.st, e.rv);
+          // the precondition is decided now, not when queued: a write of ours may have
+          // finished meanwhile
           const prev = this.written.get(k);
-          const chain =
-            prev && e.rv !== undefined && prev.after === e.rv
-              ? prev.chain
-              : new Set<string>(e.rv ? [e.rv] : []);
+          const onOurs = prev?.after !== undefined && e.rv !== undefined && prev.chain.has(e.rv);
+          const pre = onOurs ? prev.after : e.rv;
+          const after = await this.patch(e.st, pre);
+          const chain = onOurs ? prev.chain : new Set<string>(e.rv ? [e.rv] : []);
           if (after) chain.add(after);
           // the oldest go: an informer copy that far behind is a 409 we can afford
           while (chain.size > 64) chain.delete(chain.values().next().value!);
-          this.written.set(k, { before: e.rv, after, status: withoutTimes(e.st.status), chain });
+          this.written.set(k, { before: pre, after, status: withoutTimes(e.st.status), chain });
           this.settle(after);
           this.writes++;
           this.log.info({ object: k, resourceVersion: after }, 'status written');

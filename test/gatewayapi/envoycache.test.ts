@@ -7,9 +7,10 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { RouteCache, translate } from '../../src/gatewayapi/translator.js';
 import { protoRegistry } from '../../src/xds/proto.js';
-import { ALL_TYPES } from '../../src/xds/resource.js';
+import type { JsonObject } from '../../src/xds/proto.js';
+import { ALL_TYPES, TypeUrl, makeResource } from '../../src/xds/resource.js';
 import type { Snapshot } from '../../src/xds/cache/snapshot.js';
-import { EnvoyCache, snapshots } from '../../src/xds/translate/index.js';
+import { EnvoyCache, routeConfigurationFromJson, snapshots } from '../../src/xds/translate/index.js';
 import { NOW, TESTDATA, loadObjects } from './helpers.js';
 
 const reg = protoRegistry();
@@ -80,5 +81,40 @@ describe('incremental translation equals full translation', () => {
     );
     expect(cached(renamedPort)).toBe(full(renamedPort));
     expect(full(renamedPort)).toContain('"direct_response":{"status":500}');
+  });
+});
+
+describe('a RouteConfiguration from its JSON (readiness: routes kept old, probe routes added)', () => {
+  test.each(cases)('%s: the bytes, hash and deps of encoding it whole', (file) => {
+    const objects = loadObjects(join(TESTDATA, file));
+    const snaps = snapshots(reg, translate(objects, { now: NOW, cache: new RouteCache() }).ir, {
+      bindAddress: '127.0.0.1',
+      cache: new EnvoyCache(),
+    });
+    for (const s of snaps.values())
+      for (const r of s.get(TypeUrl.Route).values()) {
+        const whole = makeResource(reg, TypeUrl.Route, r.json);
+        expect(Buffer.from(r.bytes).equals(Buffer.from(whole.bytes))).toBe(true);
+        const again = routeConfigurationFromJson(reg, r.json);
+        expect(again.hash).toBe(whole.hash);
+        expect(new Set(again.deps.clusters)).toEqual(new Set(whole.deps.clusters));
+        // a virtual host changed (a probe route in front), the others reused as encoded
+        const vhs = (r.json.virtual_hosts as JsonObject[] | undefined) ?? [];
+        if (vhs.length === 0) continue;
+        const first = vhs[0];
+        const probe = { name: 'probe', match: { path: '/p' }, route: { cluster: 'probe-cluster' } };
+        const changed = {
+          ...r.json,
+          virtual_hosts: [
+            { ...first, routes: [probe, ...((first.routes as JsonObject[]) ?? [])] },
+            ...vhs.slice(1),
+          ],
+        };
+        const want = makeResource(reg, TypeUrl.Route, changed);
+        const got = routeConfigurationFromJson(reg, changed);
+        expect(got.hash).toBe(want.hash);
+        expect(new Set(got.deps.clusters)).toEqual(new Set(want.deps.clusters));
+        expect(got.deps.clusters).toContain('probe-cluster');
+      }
   });
 });

@@ -198,7 +198,8 @@ const route = (i: number): ObjectStatus => ({
 });
 
 test('Gateways are written before routes queued earlier (attachedRoutes is not held back by a burst)', async () => {
-  const w = new StatusWriter(kc, silentLogger(), 50, 1);
+  // one token per 250 ms: the Gateway is queued long before the second (a loaded machine too)
+  const w = new StatusWriter(kc, silentLogger(), 4, 1);
   const cur = current(2);
   for (let i = 0; i < 5; i++)
     cur.set(`HTTPRoute/default/r${i}`, { kind: 'HTTPRoute', metadata: { name: `r${i}`, generation: 1 } });
@@ -277,5 +278,23 @@ test("a watch event that arrives before our write's response is held until the r
   expect(w.ownWrite('Gateway/default/gw', '777', () => calls.push('777'))).toBe(true);
   await until('failed', () => w.failures === 1);
   expect(calls).toEqual(['555', '777']);
+  w.close();
+});
+
+test('a status queued while our previous write is in flight is written on top of that write (its precondition is chosen at write time)', async () => {
+  const w = new StatusWriter(kc, silentLogger());
+  delayMs = 150;
+  const copy = current(2);
+  (copy.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  w.enqueue([ours(2)], copy);
+  await until('first write sent', () => reqs.length === 1);
+  // a translation from the same informer copy while the write is on its way
+  const next = ours(2);
+  (next.status.conditions as Record<string, unknown>[])[0].reason = 'Next';
+  w.enqueue([next], copy);
+  await until('two writes', () => w.writes === 2);
+  expect(reqs[0].body).toMatchObject({ metadata: { resourceVersion: '7' } });
+  expect(reqs[1].body).toMatchObject({ metadata: { resourceVersion: '101' } });
+  expect(w.conflicts).toBe(0);
   w.close();
 });

@@ -8,7 +8,7 @@
 import protobuf from 'protobufjs';
 import type { IR, IRCluster, IRGateway, IRRoute, IRRouteTable } from '../../gatewayapi/ir.js';
 import type { JsonObject, ProtoRegistry } from '../proto.js';
-import { TypeUrl, hashBytes, makeResource } from '../resource.js';
+import { TypeUrl, findDeps, hashBytes, makeResource } from '../resource.js';
 import type { Deps, Resource } from '../resource.js';
 import { Snapshot } from '../cache/snapshot.js';
 import type { SnapshotCache } from '../cache/cache.js';
@@ -121,6 +121,76 @@ function uniquePush(set: Set<string>, v: unknown): void {
 }
 
 /**
+ * Encodings of virtual host JSON objects (each as it sits in a RouteConfiguration: field 2,
+ * length-delimited) and the clusters it names, by the object: the translator's own virtual
+ * hosts are registered as it builds them, so a RouteConfiguration the readiness layer
+ * assembles from them (some routes kept old, probe routes added) encodes only the virtual
+ * hosts it changed. Virtual host JSON is never mutated once encoded (readiness copies a
+ * virtual host it changes).
+ */
+const vhostParts = new WeakMap<JsonObject, { part: Uint8Array; clusters: string[] }>();
+
+function vhostPart(
+  reg: ProtoRegistry,
+  vh: JsonObject,
+  rcName: string,
+): { part: Uint8Array; clusters: string[] } {
+  let v = vhostParts.get(vh);
+  if (v) return v;
+  const body = reg.encode(
+    'envoy.config.route.v3.VirtualHost',
+    vh,
+    `RDS ${rcName} virtual host ${String(vh.name)}`,
+  );
+  const w = protobuf.Writer.create();
+  w.uint32((2 << 3) | 2).bytes(body);
+  v = { part: w.finish(), clusters: findDeps(TypeUrl.Route, { virtual_hosts: [vh] }).clusters };
+  vhostParts.set(vh, v);
+  return v;
+}
+
+/**
+ * A RouteConfiguration resource from its proto3 JSON, like makeResource (the same bytes,
+ * hash and deps), encoding only the virtual hosts not encoded before (see vhostParts).
+ */
+export function routeConfigurationFromJson(reg: ProtoRegistry, json: JsonObject): Resource {
+  const RC = 'envoy.config.route.v3.RouteConfiguration';
+  const { virtual_hosts: vhs, name, ...rest } = json;
+  if (
+    typeof name !== 'string' ||
+    !Array.isArray(vhs) ||
+    Object.keys(rest).some((k) => !RC_TAIL_FIELDS.has(k))
+  )
+    return makeResource(reg, TypeUrl.Route, json);
+  const parts: Uint8Array[] = [reg.encode(RC, { name })];
+  const clusters = new Set<string>();
+  for (const vh of vhs as JsonObject[]) {
+    const v = vhostPart(reg, vh, name);
+    parts.push(v.part);
+    for (const c of v.clusters) clusters.add(c);
+  }
+  parts.push(reg.encode(RC, rest, `RDS ${name}`));
+  const len = parts.reduce((n, p) => n + p.length, 0);
+  const bytes = new Uint8Array(len);
+  let off = 0;
+  for (const p of parts) {
+    bytes.set(p, off);
+    off += p.length;
+  }
+  return {
+    typeUrl: TypeUrl.Route,
+    name,
+    bytes,
+    hash: hashBytes(TypeUrl.Route, '\0', bytes),
+    deps: { clusters: [...clusters], endpoints: [], routes: [], secrets: [] },
+    json,
+  };
+}
+
+/** RouteConfiguration fields numbered after virtual_hosts (2) that the translator sets. */
+const RC_TAIL_FIELDS = new Set(['validate_clusters', 'ignore_port_in_host_matching']);
+
+/**
  * A RouteConfiguration assembled from per-route encodings. Fields are written in field
  * number order, as protobufjs writes them, so the bytes (and so the version) equal those
  * of encoding the whole message at once (test/gatewayapi/envoycache.test.ts checks this).
@@ -167,6 +237,7 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
     const vj: JsonObject = { name: vh.name, domains: vh.domains, routes };
     parts.push(part);
     vhJson.push(vj);
+    vhostParts.set(vj, { part, clusters: [...vhClusters] });
     for (const c of vhClusters) clusters.add(c);
     cache.setVhost(vh.routes, vh.name, { part, json: vj, clusters: [...vhClusters] });
   }
