@@ -127,6 +127,8 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'naive,proved' },
     providers: { type: 'string', default: 'standalone,kubernetes' },
     'sb-node-args': { type: 'string', default: '' },
+    /** more arguments of `signalbox serve` (e.g. --shutdown-timeout 1 for a --cpu-prof that is written) */
+    'sb-args': { type: 'string', default: '' },
     cli: { type: 'string', default: '' },
     'sb-log': { type: 'string', default: '' },
     /** the Envoy speaks incremental xDS (DELTA_GRPC) instead of state of the world */
@@ -151,6 +153,7 @@ for (const m of MODES) if (m !== 'naive' && m !== 'proved') throw new Error(`--m
 for (const p of PROVIDERS)
   if (p !== 'standalone' && p !== 'kubernetes') throw new Error(`--providers: unknown provider ${p}`);
 const SB_NODE_ARGS = args['sb-node-args'].split(' ').filter(Boolean);
+const SB_ARGS = args['sb-args'].split(' ').filter(Boolean);
 
 let logFiles = 0;
 const rname = (i: number) => `r-${String(i).padStart(4, '0')}`;
@@ -613,6 +616,7 @@ function spawnSignalbox(extra: string[], xdsPort: number, debugPort: number, mod
       '--log-level',
       'info',
       ...extra,
+      ...SB_ARGS,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );

@@ -6,7 +6,8 @@
  * (xds-rules 19); a failed write (conflict, not found, throttled) is retried with backoff
  * on the next drain; writes are rate-limited (token bucket), GatewayClasses and Gateways
  * before routes (a burst of route creations must not hold back the Gateway's
- * attachedRoutes behind hundreds of route writes).
+ * attachedRoutes behind hundreds of route writes), each GatewayClass and Gateway at most
+ * once per 250 ms (its newest status then: it changes with every route).
  *
  * The writer remembers what it wrote: the object's resourceVersion before and after. The
  * informer's copy lags behind our own write by one watch event, so a translation in
@@ -125,11 +126,21 @@ export class StatusWriter {
   /** statuses not written again because our own write of them is not in the informer yet */
   inFlightSkips = 0;
 
+  /** GatewayClass/Gateway → when its status was last written (see gatewayIntervalMs) */
+  private readonly firstWrittenAt = new Map<string, number>();
+
+  /**
+   * `gatewayIntervalMs`: a GatewayClass or Gateway is written at most this often (its newest
+   * status waits meanwhile, routes go on). A Gateway's status (attachedRoutes, RoutesReady
+   * "N of M") changes with every route: at 5 route creations a second it took two of every
+   * four writes of the rate limit, and the routes' Ready waited seconds behind it.
+   */
   constructor(
     kc: KubeConfig,
     private readonly log: Logger,
     private readonly qps = 20,
     private readonly burst = 50,
+    private readonly gatewayIntervalMs = 250,
   ) {
     this.api = kc.makeApiClient(CustomObjectsApi);
     this.tokens = burst;
@@ -170,6 +181,7 @@ export class StatusWriter {
   forget(key: string): void {
     this.written.delete(key);
     this.seen.delete(key);
+    this.firstWrittenAt.delete(key);
   }
 
   /**
@@ -253,18 +265,43 @@ export class StatusWriter {
     }
   }
 
+  /** A queued GatewayClass/Gateway not written within gatewayIntervalMs. */
+  private dueFirst(): [string, Pending] | undefined {
+    const now = Date.now();
+    for (const [k, e] of this.pendingFirst)
+      if ((this.firstWrittenAt.get(k) ?? 0) + this.gatewayIntervalMs <= now) return [k, e];
+    return undefined;
+  }
+
+  /** ms until a queued GatewayClass/Gateway may be written (0: now). */
+  private firstDueIn(): number {
+    const now = Date.now();
+    let min = Infinity;
+    for (const k of this.pendingFirst.keys())
+      min = Math.min(min, (this.firstWrittenAt.get(k) ?? 0) + this.gatewayIntervalMs - now);
+    return Math.max(0, min === Infinity ? 0 : min);
+  }
+
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
       while (this.pendingCount > 0 && !this.closed) {
+        const wait = this.pendingRest.size > 0 ? 0 : this.firstDueIn();
+        if (wait > 0) {
+          // only Gateways written a moment ago are waiting: a route queued meanwhile goes first
+          await new Promise((r) => setTimeout(r, Math.min(wait, 20)));
+          continue;
+        }
         await this.take();
-        // after the wait: a Gateway queued meanwhile goes before the routes
-        const q = this.pendingFirst.size > 0 ? this.pendingFirst : this.pendingRest;
-        const next = q.entries().next();
-        if (next.done) continue;
-        const [k, e] = next.value;
+        // after the wait: a Gateway queued meanwhile goes before the routes (unless it was
+        // written less than gatewayIntervalMs ago)
+        const next = this.dueFirst() ?? this.pendingRest.entries().next().value;
+        if (!next) continue;
+        const [k, e] = next;
+        const q = this.queue(e.st.kind);
         q.delete(k);
+        if (FIRST.has(e.st.kind)) this.firstWrittenAt.set(k, Date.now());
         this.writing = k;
         try {
           // the precondition is decided now, not when queued: a write of ours may have

@@ -298,3 +298,25 @@ test('a status queued while our previous write is in flight is written on top of
   expect(w.conflicts).toBe(0);
   w.close();
 });
+
+test('a Gateway is written at most once per interval: its newest status waits, routes go first', async () => {
+  const w = new StatusWriter(kc, silentLogger(), 100, 100, 300);
+  const cur = current(2);
+  cur.set('HTTPRoute/default/r0', { kind: 'HTTPRoute', metadata: { name: 'r0', generation: 1 } });
+  w.enqueue([ours(2)], cur);
+  await until('Gateway written', () => w.writes === 1);
+  // two newer Gateway statuses in a row (each route changes its attachedRoutes, its summary)
+  for (const reason of ['Second', 'Third']) {
+    const g = ours(2);
+    (g.status.conditions as Record<string, unknown>[])[0].reason = reason;
+    w.enqueue([g], cur);
+  }
+  w.enqueue([route(0)], cur);
+  await until('route and Gateway written', () => w.writes === 3);
+  expect(reqs.map((r) => r.url.split('/')[7])).toEqual(['gw', 'r0', 'gw']);
+  // the newest Gateway status only, once the interval was over
+  expect((reqs[2].body as { status: { conditions: { reason: string }[] } }).status.conditions[0].reason).toBe(
+    'Third',
+  );
+  w.close();
+});

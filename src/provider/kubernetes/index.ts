@@ -447,8 +447,8 @@ export class KubernetesProvider {
     if (this.stopped) return;
     const now = Date.now();
     if (!this.firstEventAt) this.firstEventAt = now;
-    const quiet = this.o.quietMs ?? 50;
-    const max = this.o.maxDelayMs ?? 500;
+    const quiet = this.o.quietMs ?? 20;
+    const max = this.o.maxDelayMs ?? 300;
     const wait = Math.max(0, Math.min(quiet, this.firstEventAt + max - now));
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.run(), wait);
