@@ -90,7 +90,7 @@ export function fingerprint(snap: Snapshot, refs: EntryRef[]): string {
   const h = createHash('sha256');
   const clusters = new Set<string>();
   for (const r of refs) {
-    h.update(`${r.rc}\0${r.vh}\0${JSON.stringify(r.entry)}\n`);
+    h.update(`${r.rc}\0${r.vh}\0${entryJson(r.entry)}\n`);
     for (const c of clustersOf(r.entry)) clusters.add(c);
   }
   for (const c of [...clusters].sort()) {
@@ -100,6 +100,17 @@ export function fingerprint(snap: Snapshot, refs: EntryRef[]): string {
       h.update(`E\0${e}\0${snap.get(TypeUrl.Endpoint).get(e)?.hash ?? '-'}\n`);
   }
   return h.digest('hex').slice(0, 16);
+}
+
+/**
+ * JSON of a route entry, by the object: the translator hands the same entry object while a
+ * route is unchanged, and entries are never mutated once in a snapshot.
+ */
+const entryJsons = new WeakMap<JsonObject, string>();
+function entryJson(e: JsonObject): string {
+  let j = entryJsons.get(e);
+  if (j === undefined) entryJsons.set(e, (j = JSON.stringify(e)));
+  return j;
 }
 
 /** Endpoints (lb_endpoints) a cluster has in a snapshot. */

@@ -259,7 +259,10 @@ export class ReplicaReports implements FleetView {
   private lastWrite = 0;
   private lastPublished = '';
   private lastSignature = '';
-  private readonly memo = new Map<string, { ready: boolean; reason: ReadyReason; since: string }>();
+  private readonly memo = new Map<
+    string,
+    { ready: boolean; reason: ReadyReason; since: string; out?: RouteReadiness; json?: string }
+  >();
   /** counters for /debug/readiness-fleet */
   publishes = 0;
   publishFailures = 0;
@@ -483,7 +486,7 @@ export class ReplicaReports implements FleetView {
   // ---- FleetView
 
   private envoysHere(group: string): number {
-    return this.o.localEnvoys ? this.o.localEnvoys(group) : (this.o.readiness.report().envoys[group] ?? 0);
+    return this.o.localEnvoys ? this.o.localEnvoys(group) : this.o.readiness.envoysOf(group);
   }
 
   combine(route: string, group: string, own: RouteReadiness | undefined): RouteReadiness | undefined {
@@ -507,10 +510,13 @@ export class ReplicaReports implements FleetView {
         : own && own.ready === r.ready && own.reason === r.reason
           ? own.since
           : rfc3339();
-    if (!m || m.since !== since || m.ready !== r.ready || m.reason !== r.reason)
-      this.memo.set(k, { ready: r.ready, reason: r.reason, since });
+    const out: RouteReadiness = { ...r, since };
+    // the same verdict as last time is the same object (decorate() reuses its output by identity)
+    const json = JSON.stringify(out);
+    if (m?.out && m.json === json) return m.out;
     if (this.memo.size > 10_000) this.memo.clear();
-    return { ...r, since };
+    this.memo.set(k, { ready: r.ready, reason: r.reason, since, out, json });
+    return out;
   }
 
   toJSON(): unknown {

@@ -731,12 +731,13 @@ class GroupRunner {
   /** Routes promoted without a probe (nothing to prove, or no endpoints) and the end of a sequence. */
   private finish(s: Snapshot, fps: Map<string, string>, promote: string[], applied?: Applied): void {
     this.base = s;
+    const entries = promote.length > 0 ? entriesByRoute(s) : undefined;
     for (const k of promote) {
       this.promoted.set(k, fps.get(k)!);
       const st = this.states.get(k);
       if (st?.reason !== 'Proving' && st?.phase === 'done') continue;
-      const noEp = st && this.desired && (entriesByRoute(s).get(k) ?? []).length > 0;
-      const clusters = [...new Set((entriesByRoute(s).get(k) ?? []).flatMap((r) => clustersOf(r.entry)))];
+      const noEp = st && this.desired && (entries?.get(k) ?? []).length > 0;
+      const clusters = [...new Set((entries?.get(k) ?? []).flatMap((r) => clustersOf(r.entry)))];
       if (noEp && clusters.length > 0 && clusters.every((c) => endpointCount(s, c) === 0))
         this.setState(k, {
           ready: false,
@@ -1127,6 +1128,12 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
 
   state(route: string, group: string): RouteReadiness | undefined {
     return this.groups.get(group)?.states.get(route);
+  }
+
+  /** Envoys of a Gateway this replica serves, with those away within --node-grace (as report() counts them). */
+  envoysOf(group: string): number {
+    const g = this.groups.get(group);
+    return g ? this.o.cache.streamsOf(group).length + g.absent.size : 0;
   }
 
   /** This replica's report for the others (see FleetView). */
