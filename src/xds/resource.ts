@@ -152,6 +152,11 @@ export function versionOf(resources: Iterable<Resource>): string {
 
 /** The same version, from (name, hash) pairs: what a delta client holds has a version too. */
 export function versionOfEntries(entries: Iterable<[string, string]>): string {
-  const parts = [...entries].map(([name, hash]) => `${name}\0${hash}`).sort();
+  const parts = [...entries].map(([name, hash]) => `${name}\0${hash}`);
+  // most callers hand them in name order already (a Snapshot keeps its maps sorted; name
+  // order is the order of the joined strings, '\0' sorting first): no sort then
+  let sorted = true;
+  for (let i = 1; i < parts.length && sorted; i++) sorted = parts[i - 1] <= parts[i];
+  if (!sorted) parts.sort();
   return hashBytes(parts.join('\n'));
 }

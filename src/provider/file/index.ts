@@ -96,6 +96,9 @@ export interface FileProviderOptions {
   local?: LocalDataPlane;
 }
 
+/** `<kind>/<namespace>/<name>` of a status object (decorate() hands unchanged ones again) */
+const statusKeys = new WeakMap<ObjectStatus, string>();
+
 function keyOf(o: J): string {
   const md = o.metadata as J;
   return `${String(o.kind)}/${String(md.namespace ?? '')}/${String(md.name)}`;
@@ -126,7 +129,7 @@ export class FileProvider {
     });
     // readiness moves on its own (ACKs, probes): the statuses are decorated again
     o.readiness?.on('changed', () => {
-      if (this.lastStatuses) this.applyStatuses(this.lastStatuses);
+      if (this.lastStatuses) this.applyStatuses(this.lastStatuses, false);
     });
   }
 
@@ -381,18 +384,26 @@ export class FileProvider {
   }
 
   /** Keep on each object the status signalbox would write (with readiness's Ready conditions). */
-  private applyStatuses(statuses: ObjectStatus[]): void {
-    const byKey = new Map<string, ObjectStatus>();
-    for (const s of this.o.readiness ? this.o.readiness.decorate(statuses) : statuses)
-      byKey.set(`${s.kind}/${s.namespace ?? ''}/${s.name}`, s);
-    for (const [k, st] of this.objs) {
+  private applyStatuses(statuses: ObjectStatus[], full = true): void {
+    const given = new Map<string, ObjectStatus>();
+    for (const s of this.o.readiness ? this.o.readiness.decorate(statuses) : statuses) {
+      let k = statusKeys.get(s);
+      if (k === undefined) statusKeys.set(s, (k = `${s.kind}/${s.namespace ?? ''}/${s.name}`));
+      given.set(k, s);
+    }
+    // after a translation every object is looked at (a status may have gone); when only
+    // readiness moved, the objects with a status are enough
+    const keys = full ? this.objs.keys() : given.keys();
+    for (const k of keys) {
+      const st = this.objs.get(k);
+      if (!st) continue;
       const kind = String(st.obj.kind);
-      const given = byKey.get(k)?.status ?? null;
+      const status = given.get(k)?.status ?? null;
       // the very status compared last time (readiness decorates unchanged routes to the
       // same object): nothing to compare
-      if (given !== null && given === st.statusIn) continue;
-      st.statusIn = given;
-      let next = given;
+      if (status !== null && status === st.statusIn) continue;
+      st.statusIn = status;
+      let next = status;
       // a route we no longer serve: our parent entries are removed (others' would stay)
       if (!next && ROUTE_KINDS.has(kind) && st.status) next = { parents: [] };
       const json = JSON.stringify(next);
