@@ -111,6 +111,8 @@ export class StatusWriter {
   private readonly written = new Map<string, Written>();
   /** the object being written now (one write at a time) and watch events held meanwhile */
   private writing?: string;
+  /** withoutTimes() of the status being written */
+  private writingStatus?: string;
   private held: { rv: string; notOurs: () => void }[] = [];
   /** called after a 409: the object changed since it was translated; translate again from the informer's newer copy */
   onConflict?: () => void;
@@ -174,6 +176,7 @@ export class StatusWriter {
     const held = this.held;
     this.held = [];
     this.writing = undefined;
+    this.writingStatus = undefined;
     for (const h of held) if (h.rv !== after) h.notOurs();
   }
 
@@ -205,23 +208,29 @@ export class StatusWriter {
       const q = this.queue(st.kind);
       const md = obj.metadata as { generation?: number; resourceVersion?: string };
       const gen = md.generation ?? 0;
-      if (sameStatus(st.status, obj.status)) {
-        q.delete(k);
-        this.skipped++;
-        continue;
-      }
-      // our own write of this status is on its way to the informer (the copy we translated
-      // from predates it, so lastTransitionTime may have been computed afresh: ignore it)
       const w = this.written.get(k);
       // the informer's copy is one our own writes alone came after
       const behind =
         w !== undefined &&
         w.after !== undefined &&
         md.resourceVersion !== undefined &&
-        w.chain.has(md.resourceVersion);
-      if (behind && md.resourceVersion !== w.after && w.status === withoutTimes(st.status)) {
+        w.chain.has(md.resourceVersion) &&
+        md.resourceVersion !== w.after;
+      // what the object has: the status of our write in flight, else of our last write when
+      // the copy predates it, else the copy's (comparing with a copy older than our own
+      // write would skip a status the object no longer has)
+      const has =
+        this.writing === k && this.writingStatus !== undefined
+          ? { ours: this.writingStatus }
+          : behind
+            ? { ours: w.status }
+            : { copy: obj.status };
+      if ('copy' in has ? sameStatus(st.status, has.copy) : has.ours === withoutTimes(st.status)) {
         q.delete(k);
-        this.inFlightSkips++;
+        // ours: on its way to the informer (the copy we translated from predates it, so
+        // lastTransitionTime may have been computed afresh: ignored)
+        if ('copy' in has) this.skipped++;
+        else this.inFlightSkips++;
         continue;
       }
       // rule 19: the object's status already describes a newer generation than the one we translated
@@ -303,6 +312,7 @@ export class StatusWriter {
         q.delete(k);
         if (FIRST.has(e.st.kind)) this.firstWrittenAt.set(k, Date.now());
         this.writing = k;
+        this.writingStatus = withoutTimes(e.st.status);
         try {
           // the precondition is decided now, not when queued: a write of ours may have
           // finished meanwhile

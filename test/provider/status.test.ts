@@ -320,3 +320,26 @@ test('a Gateway is written at most once per interval: its newest status waits, r
   );
   w.close();
 });
+
+test('a status equal to an informer copy older than our own later write is written (the object has our later one)', async () => {
+  const w = new StatusWriter(kc, silentLogger(), 100, 100, 0);
+  const c0 = current(2);
+  (c0.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  const ready = ours(2);
+  w.enqueue([ready], c0);
+  await until('first write', () => w.writes === 1);
+  // a route edit: the Gateway goes back to Proving, written on top of our first write
+  const proving = ours(2);
+  (proving.status.conditions as Record<string, unknown>[])[0].reason = 'Proving';
+  w.enqueue([proving], c0);
+  await until('second write', () => w.writes === 2);
+  // the informer now brings our first write (rv 101, status `ready`); the route turns Ready
+  // again: the same status as that copy, but the object has `proving` since 102
+  const c101 = current(2, ready.status);
+  (c101.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '101';
+  const readyAgain = ours(2);
+  w.enqueue([readyAgain], c101);
+  await until('third write', () => w.writes === 3);
+  expect(reqs[2].body).toEqual({ metadata: { resourceVersion: '102' }, status: readyAgain.status });
+  w.close();
+});
