@@ -497,7 +497,10 @@ export class KubernetesProvider {
     });
   }
 
-  private enqueueStatus(objects: Record<string, unknown>[], statuses: ObjectStatus[]): void {
+  private statusTargets(
+    objects: Record<string, unknown>[],
+    statuses: ObjectStatus[],
+  ): { current: Map<string, Record<string, unknown>>; extra: ObjectStatus[] } {
     const current = new Map<string, Record<string, unknown>>();
     for (const x of objects) {
       const md = x.metadata as { namespace?: string; name?: string };
@@ -521,6 +524,23 @@ export class KubernetesProvider {
         status: { parents: parents.filter((p) => p?.controllerName !== this.o.controllerName) },
       });
     }
+    return { current, extra };
+  }
+
+  /** what enqueueStatus derives from one translation's objects and statuses (readiness re-enqueues them often) */
+  private statusInputs?: {
+    objects: Record<string, unknown>[];
+    statuses: ObjectStatus[];
+    current: Map<string, Record<string, unknown>>;
+    extra: ObjectStatus[];
+  };
+
+  private enqueueStatus(objects: Record<string, unknown>[], statuses: ObjectStatus[]): void {
+    const cached = this.statusInputs;
+    const { current, extra } =
+      cached && cached.objects === objects && cached.statuses === statuses
+        ? cached
+        : (this.statusInputs = { objects, statuses, ...this.statusTargets(objects, statuses) });
     const decorated = this.o.readiness ? this.o.readiness.decorate(statuses) : statuses;
     this.status.enqueue([...decorated, ...extra], current);
   }
