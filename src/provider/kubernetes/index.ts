@@ -447,7 +447,7 @@ export class KubernetesProvider {
     if (this.stopped) return;
     const now = Date.now();
     if (!this.firstEventAt) this.firstEventAt = now;
-    const quiet = this.o.quietMs ?? 20;
+    const quiet = this.o.quietMs ?? 10;
     const max = this.o.maxDelayMs ?? 300;
     const wait = Math.max(0, Math.min(quiet, this.firstEventAt + max - now));
     clearTimeout(this.timer);
