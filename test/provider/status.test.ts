@@ -94,6 +94,18 @@ const current = (generation: number, status?: unknown) =>
       } as Record<string, unknown>,
     ],
   ]);
+/** ours(gen) with another reason */
+const withReason = (reason: string, gen = 2): ObjectStatus => {
+  const st = ours(gen);
+  (st.status.conditions as Record<string, unknown>[])[0].reason = reason;
+  return st;
+};
+/** the informer's copy of the Gateway at a resourceVersion (with a status) */
+const copyAt = (rv: string, status?: unknown) => {
+  const c = current(2, status);
+  (c.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = rv;
+  return c;
+};
 async function until(what: string, fn: () => boolean): Promise<void> {
   const end = Date.now() + 5000;
   while (!fn()) {
@@ -176,8 +188,7 @@ test('retry on conflict: the resourceVersion translated is a precondition; a 409
   const w = new StatusWriter(kc, silentLogger());
   let resyncs = 0;
   w.onConflict = () => resyncs++;
-  const obj = current(2);
-  (obj.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  const obj = copyAt('7');
   answers = [409];
   w.enqueue([ours(2)], obj);
   await until('conflict seen', () => w.conflicts === 1);
@@ -216,8 +227,7 @@ test('Gateways are written before routes queued earlier (attachedRoutes is not h
 
 test('our own write is not repeated from an informer copy that predates it, and its watch event is recognised', async () => {
   const w = new StatusWriter(kc, silentLogger());
-  const before = current(2);
-  (before.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  const before = copyAt('7');
   w.enqueue([ours(2)], before);
   await until('written', () => w.writes === 1);
   expect(w.ownWrite('Gateway/default/gw', '101')).toBe(true);
@@ -231,24 +241,19 @@ test('our own write is not repeated from an informer copy that predates it, and 
   expect(w.inFlightSkips).toBe(1);
   // a different status from the same old copy is written on top of our own write: the copy
   // differs from the object at 101 only by the status we wrote there
-  const other = ours(2);
-  (other.status.conditions as Record<string, unknown>[])[0].reason = 'Other';
+  const other = withReason('Other');
   w.enqueue([other], before);
   await until('second write', () => w.writes === 2);
   expect(reqs[1].body).toMatchObject({ metadata: { resourceVersion: '101' } });
   // the informer caught up with the first write only: still our chain, on top of the second
-  const third = ours(2);
-  (third.status.conditions as Record<string, unknown>[])[0].reason = 'Third';
-  const at101 = current(2, other.status);
-  (at101.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '101';
+  const third = withReason('Third');
+  const at101 = copyAt('101', ours(2).status);
   w.enqueue([third], at101);
   await until('third write', () => w.writes === 3);
   expect(reqs[2].body).toMatchObject({ metadata: { resourceVersion: '102' } });
   // someone else wrote the object (a resourceVersion not of our writes): its own is the precondition
-  const fourth = ours(2);
-  (fourth.status.conditions as Record<string, unknown>[])[0].reason = 'Fourth';
-  const theirs = current(2, third.status);
-  (theirs.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '555';
+  const fourth = withReason('Fourth');
+  const theirs = copyAt('555', third.status);
   w.enqueue([fourth], theirs);
   await until('fourth write', () => w.writes === 4);
   expect(reqs[3].body).toMatchObject({ metadata: { resourceVersion: '555' } });
@@ -284,13 +289,11 @@ test("a watch event that arrives before our write's response is held until the r
 test('a status queued while our previous write is in flight is written on top of that write (its precondition is chosen at write time)', async () => {
   const w = new StatusWriter(kc, silentLogger());
   delayMs = 150;
-  const copy = current(2);
-  (copy.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  const copy = copyAt('7');
   w.enqueue([ours(2)], copy);
   await until('first write sent', () => reqs.length === 1);
   // a translation from the same informer copy while the write is on its way
-  const next = ours(2);
-  (next.status.conditions as Record<string, unknown>[])[0].reason = 'Next';
+  const next = withReason('Next');
   w.enqueue([next], copy);
   await until('two writes', () => w.writes === 2);
   expect(reqs[0].body).toMatchObject({ metadata: { resourceVersion: '7' } });
@@ -323,20 +326,17 @@ test('a Gateway is written at most once per interval: its newest status waits, r
 
 test('a status equal to an informer copy older than our own later write is written (the object has our later one)', async () => {
   const w = new StatusWriter(kc, silentLogger(), 100, 100, 0);
-  const c0 = current(2);
-  (c0.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '7';
+  const c0 = copyAt('7');
   const ready = ours(2);
   w.enqueue([ready], c0);
   await until('first write', () => w.writes === 1);
   // a route edit: the Gateway goes back to Proving, written on top of our first write
-  const proving = ours(2);
-  (proving.status.conditions as Record<string, unknown>[])[0].reason = 'Proving';
+  const proving = withReason('Proving');
   w.enqueue([proving], c0);
   await until('second write', () => w.writes === 2);
   // the informer now brings our first write (rv 101, status `ready`); the route turns Ready
   // again: the same status as that copy, but the object has `proving` since 102
-  const c101 = current(2, ready.status);
-  (c101.get('Gateway/default/gw')!.metadata as Record<string, unknown>).resourceVersion = '101';
+  const c101 = copyAt('101', ready.status);
   const readyAgain = ours(2);
   w.enqueue([readyAgain], c101);
   await until('third write', () => w.writes === 3);

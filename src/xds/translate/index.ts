@@ -116,6 +116,16 @@ export class EnvoyCache {
   }
 }
 
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    bytes.set(p, off);
+    off += p.length;
+  }
+  return bytes;
+}
+
 function uniquePush(set: Set<string>, v: unknown): void {
   if (typeof v === 'string' && v) set.add(v);
 }
@@ -170,13 +180,7 @@ export function routeConfigurationFromJson(reg: ProtoRegistry, json: JsonObject)
     for (const c of v.clusters) clusters.add(c);
   }
   parts.push(reg.encode(RC, rest, `RDS ${name}`));
-  const len = parts.reduce((n, p) => n + p.length, 0);
-  const bytes = new Uint8Array(len);
-  let off = 0;
-  for (const p of parts) {
-    bytes.set(p, off);
-    off += p.length;
-  }
+  const bytes = concatBytes(parts);
   return {
     typeUrl: TypeUrl.Route,
     name,
@@ -248,13 +252,7 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
     ignore_port_in_host_matching: json.ignore_port_in_host_matching,
   });
   parts.push(tail);
-  const len = parts.reduce((n, p) => n + p.length, 0);
-  const bytes = new Uint8Array(len);
-  let off = 0;
-  for (const p of parts) {
-    bytes.set(p, off);
-    off += p.length;
-  }
+  const bytes = concatBytes(parts);
   const deps: Deps = { clusters: [...clusters], endpoints: [], routes: [], secrets: [] };
   return {
     typeUrl: TypeUrl.Route,
