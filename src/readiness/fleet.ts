@@ -259,10 +259,8 @@ export class ReplicaReports implements FleetView {
   private lastWrite = 0;
   private lastPublished = '';
   private lastSignature = '';
-  private readonly memo = new Map<
-    string,
-    { ready: boolean; reason: ReadyReason; since: string; out?: RouteReadiness; json?: string }
-  >();
+  /** route → the last verdict combine() returned (and its JSON) */
+  private readonly memo = new Map<string, { out: RouteReadiness; json: string }>();
   /** counters for /debug/readiness-fleet */
   publishes = 0;
   publishFailures = 0;
@@ -505,17 +503,17 @@ export class ReplicaReports implements FleetView {
     const k = `${group} ${route}`;
     const m = this.memo.get(k);
     const since =
-      m && m.ready === r.ready && m.reason === r.reason
-        ? m.since
+      m && m.out.ready === r.ready && m.out.reason === r.reason
+        ? m.out.since
         : own && own.ready === r.ready && own.reason === r.reason
           ? own.since
           : rfc3339();
     const out: RouteReadiness = { ...r, since };
     // the same verdict as last time is the same object (decorate() reuses its output by identity)
     const json = JSON.stringify(out);
-    if (m?.out && m.json === json) return m.out;
+    if (m?.json === json) return m.out;
     if (this.memo.size > 10_000) this.memo.clear();
-    this.memo.set(k, { ready: r.ready, reason: r.reason, since, out, json });
+    this.memo.set(k, { out, json });
     return out;
   }
 

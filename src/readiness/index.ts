@@ -1186,8 +1186,9 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
         `${p.parentRef.namespace ?? st.namespace ?? ''}/${p.parentRef.name}`;
       const states = parents.map((p) => (ours(p) ? this.fleetState(k, groupOf(p)) : undefined));
       // the same status and the same readiness states as last time: the same decorated status
-      // (callers compare it by identity; the fleet's states are new objects every time)
-      const last = this.decorated.get(`${st.kind}/${st.namespace ?? ''}/${st.name}`);
+      // (callers compare it by identity; an unchanged state, own or the fleet's, is the same object)
+      const key = `${st.kind}/${st.namespace ?? ''}/${st.name}`;
+      const last = this.decorated.get(key);
       const hit =
         last !== undefined &&
         last.input === st &&
@@ -1238,7 +1239,7 @@ export class Readiness extends EventEmitter<{ changed: [] }> {
         });
         d.output = { ...st, status: { ...st.status, parents: next } };
       }
-      memo.set(`${st.kind}/${st.namespace ?? ''}/${st.name}`, d);
+      memo.set(key, d);
       for (const { group, ready } of d.ready) {
         const sum = perGroup.get(group) ?? { ready: 0, total: 0 };
         sum.total++;

@@ -9,7 +9,7 @@
  * attachedRoutes behind hundreds of route writes), each GatewayClass and Gateway at most
  * once per 250 ms (its newest status then: it changes with every route).
  *
- * The writer remembers what it wrote: the object's resourceVersion before and after. The
+ * The writer remembers what it wrote and the resourceVersions its writes went through. The
  * informer's copy lags behind our own write by one watch event, so a translation in
  * between sees the old status; what it computes is not written again when it equals what
  * we just wrote (no second write, no 409), and a different status computed from it is
@@ -84,9 +84,8 @@ export function sameStatus(ours: Record<string, unknown>, theirs: unknown): bool
 
 type Pending = { st: ObjectStatus; tries: number; rv?: string };
 
-/** Our last write per object: resourceVersion before and after it, and what it wrote. */
+/** Our last write per object: the resourceVersion it returned, and what it wrote. */
 interface Written {
-  before?: string;
   after?: string;
   status: string;
   /**
@@ -324,7 +323,7 @@ export class StatusWriter {
           if (after) chain.add(after);
           // the oldest go: an informer copy that far behind is a 409 we can afford
           while (chain.size > 64) chain.delete(chain.values().next().value!);
-          this.written.set(k, { before: pre, after, status: withoutTimes(e.st.status), chain });
+          this.written.set(k, { after, status: withoutTimes(e.st.status), chain });
           this.settle(after);
           this.writes++;
           this.log.info({ object: k, resourceVersion: after }, 'status written');

@@ -138,13 +138,13 @@ function uniquePush(set: Set<string>, v: unknown): void {
  * hosts it changed. Virtual host JSON is never mutated once encoded (readiness copies a
  * virtual host it changes).
  */
-const vhostParts = new WeakMap<JsonObject, { part: Uint8Array; clusters: string[] }>();
+const vhostParts = new WeakMap<JsonObject, Pick<VhostEncoding, 'part' | 'clusters'>>();
 
 function vhostPart(
   reg: ProtoRegistry,
   vh: JsonObject,
   rcName: string,
-): { part: Uint8Array; clusters: string[] } {
+): Pick<VhostEncoding, 'part' | 'clusters'> {
   let v = vhostParts.get(vh);
   if (v) return v;
   const body = reg.encode(
@@ -241,9 +241,10 @@ export function routeConfigurationResource(reg: ProtoRegistry, t: IRRouteTable, 
     const vj: JsonObject = { name: vh.name, domains: vh.domains, routes };
     parts.push(part);
     vhJson.push(vj);
-    vhostParts.set(vj, { part, clusters: [...vhClusters] });
     for (const c of vhClusters) clusters.add(c);
-    cache.setVhost(vh.routes, vh.name, { part, json: vj, clusters: [...vhClusters] });
+    const enc: VhostEncoding = { part, json: vj, clusters: [...vhClusters] };
+    vhostParts.set(vj, enc);
+    cache.setVhost(vh.routes, vh.name, enc);
   }
   const json = envoyRouteConfiguration({ ...t, virtualHosts: [] });
   json.virtual_hosts = vhJson;
